@@ -1,0 +1,85 @@
+// The resolved configuration of a run: command line first, then the INI file (--config),
+// then defaults. Every option is declared once (src/cli/options.cpp) and drives --help,
+// the resolved INI text stored in the run file, and the per-option HDF5 attributes.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "splitpipe/data.hpp"
+
+namespace splitpipe {
+
+struct RunConfig {
+  // [run]
+  std::string config_file;
+  std::string output;  // empty: results/<model>-<dataset>-<timestamp>.h5
+  bool overwrite = false;
+  bool dry_run = false;
+  bool print_schedule = false;
+  uint64_t seed = 1;
+  int threads = 1;
+  int expect_ranks = 0;  // 0: any world size
+  int64_t progress_every = 0;  // print a progress line every N steps (0: about every 10 s)
+
+  // [model]
+  std::string model = "lenet5";
+  std::vector<int64_t> mlp_hidden{1000, 500, 125};
+
+  // [data]
+  DataOptions data;
+  bool augment = false;
+
+  // [train]
+  int epochs = 10;
+  int64_t batch_size = 64;
+  double lr = 0.05;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  bool nesterov = false;
+  std::string lr_schedule = "constant";  // constant | step | cosine
+  int warmup_epochs = 0;
+  int lr_step_epochs = 30;
+  double lr_gamma = 0.1;
+
+  // [pipeline]
+  int edge_first = 1;
+  int edge_last = 1;
+  std::string server_split = "even";  // even | params | time | i,j,...
+  std::string schedule = "gpipe";     // gpipe | 1f1b
+  int chunks = 1;
+  std::string edge_device = "cpu";
+  std::string server_device = "cpu";
+
+  // [compress]
+  std::string fwd_codec = "none";
+  std::string bwd_codec = "none";
+
+  // Filled by the parser: every option as (section, name, resolved value text).
+  struct ResolvedOption {
+    std::string section, name, value;
+  };
+  std::vector<ResolvedOption> resolved;
+
+  std::string to_ini() const;  // the resolved options as INI text, grouped by section
+};
+
+struct CommandLine {
+  bool help = false;  // --help was given: print help_text and exit 0
+  std::string help_text;
+  RunConfig config;
+};
+
+// Parses argv (and the --config file). Throws UsageError naming the option and the problem.
+CommandLine parse_command_line(int argc, const char* const argv[]);
+
+// Checks values that need more than a type (ranges, names, codec specs). Throws UsageError.
+void validate(const RunConfig& config);
+
+// Splits "1,2,3" or "1x28x28" into integers; throws UsageError naming `option`.
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& option);
+
+std::string splitpipe_version();  // project version + git describe
+
+}  // namespace splitpipe

@@ -1,0 +1,91 @@
+// Datasets held in memory as tensors, and the seeded order in which training visits them.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace splitpipe {
+
+struct Dataset {
+  at::Tensor inputs;  // float32 [N, ...sample_shape], already normalised
+  at::Tensor labels;  // int64 [N], values in [0, num_classes)
+  int64_t num_classes = 0;
+  std::vector<std::string> class_names;  // may be empty
+
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  std::vector<int64_t> sample_shape() const;  // inputs.sizes() without the first dim
+};
+
+struct DatasetSplits {
+  Dataset train;
+  Dataset test;
+  std::string description;  // one line: name, source directory, sizes
+};
+
+struct DataOptions {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | csv | synthetic
+  std::string data_dir;                   // empty: the dataset's default directory
+  int64_t max_train_samples = 0;          // 0: all
+  int64_t max_test_samples = 0;           // 0: all
+  uint64_t seed = 1;
+  // synthetic only
+  std::vector<int64_t> synthetic_shape{1, 28, 28};
+  int64_t synthetic_classes = 10;
+  int64_t synthetic_train = 2048;
+  int64_t synthetic_test = 512;
+};
+
+// Default directory of each dataset (Debian's dataset-fashion-mnist for fashion-mnist).
+std::string default_data_dir(const std::string& dataset);
+
+// Loads and normalises both splits. Throws splitpipe::Error naming the file and the
+// expected format when something is missing or corrupt.
+DatasetSplits load_dataset(const DataOptions& options);
+
+// --- Readers (exposed for tests and tools) ---
+
+// IDX file (MNIST layout), plain or gzip (detected by magic bytes, not by name).
+// Returns uint8 tensor with the dims from the header.
+at::Tensor read_idx(const std::string& path);
+
+// CIFAR-10 binary batches: each record is 1 label byte + 3072 pixel bytes.
+// Returns {uint8 images [N,3,32,32], int64 labels [N]}.
+struct LabelledImages {
+  at::Tensor images;
+  at::Tensor labels;
+};
+LabelledImages read_cifar10_batches(const std::vector<std::string>& paths);
+
+// CSV of numbers: feature columns then one integer label column; an optional header row
+// (a first row that does not parse as numbers) is skipped. Returns {float32 [N,F], int64 [N]}.
+LabelledImages read_csv(const std::string& path);
+
+// Seeded synthetic classification data that a small model can learn (class prototypes + noise).
+Dataset make_synthetic(const std::vector<int64_t>& sample_shape, int64_t num_classes, int64_t samples,
+                       uint64_t seed);
+
+// --- Epoch order ---
+
+// Visits [0, n) in batches; the order is a permutation drawn from (seed, epoch), so every
+// run with the same seed sees the same batches, and a resume can restart at any epoch.
+class BatchOrder {
+ public:
+  BatchOrder(int64_t num_samples, int64_t batch_size, bool shuffle, uint64_t seed);
+  void start_epoch(int64_t epoch);  // epoch counts from 0
+  int64_t num_batches() const;      // the last batch may be smaller
+  int64_t batch_length(int64_t batch) const;
+  at::Tensor batch_indices(int64_t batch) const;  // int64
+
+ private:
+  int64_t num_samples_, batch_size_;
+  bool shuffle_;
+  uint64_t seed_;
+  at::Tensor order_;
+};
+
+// Random crop (pad 4) and horizontal flip for CIFAR-style images [B,C,H,W], drawn from gen_seed.
+at::Tensor augment_crop_flip(const at::Tensor& images, uint64_t gen_seed);
+
+}  // namespace splitpipe

@@ -1,0 +1,31 @@
+// Errors carry their context and the process exit code; main() catches them once.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace splitpipe {
+
+// Anything the user can fix (bad data file, impossible partition, ...). Exit code 1.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message, int exit_code = 1)
+      : std::runtime_error(message), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+// A bad command line or config value. Exit code 2, like other Unix tools.
+class UsageError : public Error {
+ public:
+  explicit UsageError(const std::string& message) : Error(message, 2) {}
+};
+
+// A byte stream that does not decode (truncated, wrong magic/version, inconsistent sizes).
+class FormatError : public Error {
+ public:
+  explicit FormatError(const std::string& message) : Error(message, 1) {}
+};
+
+}  // namespace splitpipe

@@ -1,0 +1,266 @@
+// Declares every option once. Boost.ProgramOptions parses the command line and the INI
+// file; the same table prints the resolved configuration.
+#include <boost/program_options.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <sstream>
+
+#include "splitpipe/codec.hpp"
+#include "splitpipe/config.hpp"
+#include "splitpipe/error.hpp"
+
+namespace po = boost::program_options;
+
+namespace splitpipe {
+namespace {
+
+template <class T>
+std::string to_text(const T& value) {
+  std::ostringstream out;
+  out << std::boolalpha << std::setprecision(10) << value;
+  return out.str();
+}
+
+std::string join_ints(const std::vector<int64_t>& values, const char* sep) {
+  std::string text;
+  for (size_t i = 0; i < values.size(); ++i) text += (i ? sep : "") + std::to_string(values[i]);
+  return text;
+}
+
+// Registers options into per-section descriptions and remembers how to print each value.
+class OptionTable {
+ public:
+  struct Entry {
+    std::string section, name;
+    std::function<std::string()> value;
+  };
+
+  po::options_description& section(const std::string& name, const std::string& caption) {
+    for (auto& s : sections_)
+      if (s.name == name) return *s.description;
+    sections_.push_back({name, std::make_unique<po::options_description>(caption, 100, 50)});
+    return *sections_.back().description;
+  }
+
+  template <class T>
+  void add(const std::string& sec, const char* name, T* field, const char* help) {
+    current(sec).add_options()(name, po::value<T>(field)->default_value(*field), help);
+    entries_.push_back({sec, name, [field] { return to_text(*field); }});
+  }
+  void flag(const std::string& sec, const char* name, bool* field, const char* help) {
+    current(sec).add_options()(
+        name, po::value<bool>(field)->default_value(*field)->implicit_value(true), help);
+    entries_.push_back({sec, name, [field] { return to_text(*field); }});
+  }
+  // A list option held as text on the command line, converted after parsing.
+  void list(const std::string& sec, const char* name, std::string* text, const char* help) {
+    current(sec).add_options()(name, po::value<std::string>(text)->default_value(*text), help);
+    entries_.push_back({sec, name, [text] { return *text; }});
+  }
+
+  po::options_description all() const {
+    po::options_description everything;
+    for (const auto& s : sections_) everything.add(*s.description);
+    return everything;
+  }
+  std::string help() const {
+    std::ostringstream out;
+    for (const auto& s : sections_) out << *s.description << "\n";
+    return out.str();
+  }
+  const std::vector<Entry>& entries() const { return entries_; }
+  bool has(const std::string& name) const {
+    for (const auto& e : entries_)
+      if (e.name == name) return true;
+    return name == "help" || name == "config";
+  }
+
+ private:
+  struct Section {
+    std::string name;
+    std::unique_ptr<po::options_description> description;
+  };
+  po::options_description& current(const std::string& name) {
+    for (auto& s : sections_)
+      if (s.name == name) return *s.description;
+    throw std::logic_error("option section not declared: " + name);
+  }
+  std::vector<Section> sections_;
+  std::vector<Entry> entries_;
+};
+
+struct ListTexts {
+  std::string mlp_hidden, synthetic_shape;
+};
+
+void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
+  t.section("run", "Run").add_options()("help,h", "print this help and exit")(
+      "config", po::value<std::string>(&c.config_file),
+      "INI file with options (sections allowed, e.g. [train]); the command line wins");
+  t.add("run", "output", &c.output,
+        "HDF5 run file (default: results/<model>-<dataset>-<timestamp>.h5)");
+  t.flag("run", "overwrite", &c.overwrite, "replace an existing --output file");
+  t.flag("run", "dry-run", &c.dry_run,
+         "print the resolved config, the block table and the partition plan, then exit");
+  t.flag("run", "print-schedule", &c.print_schedule,
+         "print every rank's schedule for one mini-batch, check it, then exit");
+  t.add("run", "seed", &c.seed, "seed for weights, data order, augmentation and codecs");
+  t.add("run", "threads", &c.threads,
+        "intra-op threads per rank (with mpirun use --bind-to none or --map-by slot:PE=N)");
+  t.add("run", "expect-ranks", &c.expect_ranks,
+        "refuse to run unless the MPI world has exactly this many ranks (0: any)");
+  t.add("run", "progress-every", &c.progress_every,
+        "print a progress line every N training steps (0: about every 10 seconds)");
+
+  t.section("model", "Model");
+  t.add("model", "model", &c.model, "lenet5 | mlp | alexnet | vgg16bn | mobilenetv2 | resnet18");
+  t.list("model", "mlp-hidden", &lists.mlp_hidden, "hidden layer sizes of the mlp model");
+
+  t.section("data", "Data");
+  t.add("data", "dataset", &c.data.dataset, "fashion-mnist | mnist | cifar10 | csv | synthetic");
+  t.add("data", "data-dir", &c.data.data_dir,
+        "dataset directory (default: the dataset's; fashion-mnist: /usr/share/datasets/fashion-mnist)");
+  t.add("data", "max-train-samples", &c.data.max_train_samples, "use only the first N training samples (0: all)");
+  t.add("data", "max-test-samples", &c.data.max_test_samples, "use only the first N test samples (0: all)");
+  t.flag("data", "augment", &c.augment, "random crop (pad 4) and horizontal flip of training images");
+  t.list("data", "synthetic-shape", &lists.synthetic_shape, "sample shape of --dataset synthetic, e.g. 1x28x28");
+  t.add("data", "synthetic-classes", &c.data.synthetic_classes, "classes of --dataset synthetic");
+  t.add("data", "synthetic-train", &c.data.synthetic_train, "training samples of --dataset synthetic");
+  t.add("data", "synthetic-test", &c.data.synthetic_test, "test samples of --dataset synthetic");
+
+  t.section("train", "Training");
+  t.add("train", "epochs", &c.epochs, "number of epochs");
+  t.add("train", "batch-size", &c.batch_size, "mini-batch size (one optimizer step each)");
+  t.add("train", "lr", &c.lr, "base learning rate");
+  t.add("train", "momentum", &c.momentum, "SGD momentum, in [0, 1)");
+  t.add("train", "weight-decay", &c.weight_decay, "L2 weight decay");
+  t.flag("train", "nesterov", &c.nesterov, "Nesterov momentum");
+  t.add("train", "lr-schedule", &c.lr_schedule,
+        "constant | step (x lr-gamma every lr-step-epochs) | cosine (to 0 at the last epoch)");
+  t.add("train", "warmup-epochs", &c.warmup_epochs, "linear warm-up epochs before the schedule");
+  t.add("train", "lr-step-epochs", &c.lr_step_epochs, "epochs between decays of the step schedule");
+  t.add("train", "lr-gamma", &c.lr_gamma, "decay factor of the step schedule");
+
+  t.section("pipeline", "Pipeline (with mpirun: rank 0 is the edge, ranks 1.. are servers)");
+  t.add("pipeline", "edge-first", &c.edge_first, "K: the edge holds the first K blocks");
+  t.add("pipeline", "edge-last", &c.edge_last, "M: the edge holds the last M blocks and the loss");
+  t.add("pipeline", "server-split", &c.server_split,
+        "how the middle blocks are split over server ranks: even | params | time | i,j,... (cut points)");
+  t.add("pipeline", "schedule", &c.schedule, "gpipe | 1f1b");
+  t.add("pipeline", "chunks", &c.chunks, "micro-batches per mini-batch (1..256)");
+  t.add("pipeline", "edge-device", &c.edge_device, "cpu | cuda");
+  t.add("pipeline", "server-device", &c.server_device, "cpu | cuda");
+
+  t.section("compress", "Compression of boundary traffic");
+  t.add("compress", "fwd-codec", &c.fwd_codec, "codec for activations (edge -> server -> edge), e.g. quant:bits=8");
+  t.add("compress", "bwd-codec", &c.bwd_codec, "codec for gradients, e.g. sortquant:bits=6,split=2");
+}
+
+// Boost.PO names options of section [train] "train.epochs": map them back to "epochs" and
+// refuse anything the table does not know, naming the file.
+po::parsed_options parse_ini(const std::string& path, const po::options_description& all,
+                             const OptionTable& table) {
+  std::ifstream in(path);
+  if (!in) throw UsageError("cannot read config file '" + path + "': " + std::strerror(errno));
+  po::options_description none;
+  po::parsed_options parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
+  for (auto& option : parsed.options) {
+    std::string key = option.string_key;
+    const auto dot = key.rfind('.');
+    if (dot != std::string::npos) key = key.substr(dot + 1);
+    if (!table.has(key) || key == "config" || key == "help")
+      throw UsageError("config file '" + path + "': unknown option '" + option.string_key +
+                       "' (see --help for the options)");
+    option.string_key = key;
+    option.unregistered = false;
+  }
+  parsed.description = &all;
+  return parsed;
+}
+
+}  // namespace
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> values;
+  std::string item;
+  std::istringstream in(text);
+  auto fail = [&] {
+    return UsageError("--" + option + ": '" + text + "' is not a list of positive integers (e.g. 1,2,3 or 1x28x28)");
+  };
+  for (char ch : text + ",") {
+    if (ch == ',' || ch == 'x') {
+      if (item.empty()) throw fail();
+      size_t used = 0;
+      int64_t v = 0;
+      try {
+        v = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        throw fail();
+      }
+      if (used != item.size() || v <= 0) throw fail();
+      values.push_back(v);
+      item.clear();
+    } else if (ch != ' ') {
+      item += ch;
+    }
+  }
+  return values;
+}
+
+std::string RunConfig::to_ini() const {
+  std::ostringstream out;
+  std::string section;
+  for (const auto& option : resolved) {
+    if (option.section != section) {
+      out << (section.empty() ? "" : "\n") << "[" << option.section << "]\n";
+      section = option.section;
+    }
+    out << option.name << " = " << option.value << "\n";
+  }
+  return out.str();
+}
+
+CommandLine parse_command_line(int argc, const char* const argv[]) {
+  CommandLine result;
+  RunConfig& config = result.config;
+  ListTexts lists{join_ints(config.mlp_hidden, ","), join_ints(config.data.synthetic_shape, "x")};
+  OptionTable table;
+  declare(table, config, lists);
+  const po::options_description all = table.all();
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    if (vm.count("help")) {
+      result.help = true;
+      result.help_text =
+          "splitpipe " + splitpipe_version() +
+          ": split learning with pipeline parallelism.\n"
+          "Usage: splitpipe [options]                 (one process: the reference run)\n"
+          "       mpirun -np N splitpipe [options]    (rank 0 edge, ranks 1..N-1 servers)\n\n" +
+          table.help() + "Codecs (--fwd-codec / --bwd-codec):\n";
+      for (const auto& [name, summary] : codec_catalogue())
+        result.help_text += "  " + name + std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') + summary + "\n";
+      return result;
+    }
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      po::store(parse_ini(path, all, table), vm);  // stored second: the command line wins
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string(e.what()) + " (see --help)");
+  }
+  config.mlp_hidden = parse_int_list(lists.mlp_hidden, "mlp-hidden");
+  config.data.synthetic_shape = parse_int_list(lists.synthetic_shape, "synthetic-shape");
+  config.data.seed = config.seed;
+  for (const auto& entry : table.entries()) config.resolved.push_back({entry.section, entry.name, entry.value()});
+  validate(config);
+  return result;
+}
+
+}  // namespace splitpipe

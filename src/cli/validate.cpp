@@ -1,0 +1,77 @@
+// Range and name checks that Boost's typed parsing cannot do. Every message names the option.
+#include <algorithm>
+
+#include "splitpipe/codec.hpp"
+#include "splitpipe/config.hpp"
+#include "splitpipe/error.hpp"
+#include "splitpipe/model.hpp"
+
+#ifndef SPLITPIPE_VERSION
+#define SPLITPIPE_VERSION "0.0.0"
+#endif
+#ifndef SPLITPIPE_GIT_DESCRIBE
+#define SPLITPIPE_GIT_DESCRIBE "unknown"
+#endif
+
+namespace splitpipe {
+namespace {
+
+void require(bool ok, const std::string& option, const std::string& what) {
+  if (!ok) throw UsageError("--" + option + ": " + what);
+}
+
+void require_one_of(const std::string& value, const std::string& option,
+                    const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  throw UsageError("--" + option + ": unknown value '" + value + "' (choose one of: " + list + ")");
+}
+
+}  // namespace
+
+std::string splitpipe_version() { return std::string(SPLITPIPE_VERSION) + " (" + SPLITPIPE_GIT_DESCRIBE + ")"; }
+
+void validate(const RunConfig& c) {
+  require(c.threads >= 1 && c.threads <= 1024, "threads", "must be between 1 and 1024, got " + std::to_string(c.threads));
+  require(c.expect_ranks >= 0, "expect-ranks", "must be >= 0");
+  require(c.progress_every >= 0, "progress-every", "must be >= 0");
+  require_one_of(c.model, "model", model_names());
+  require_one_of(c.data.dataset, "dataset", {"fashion-mnist", "mnist", "cifar10", "csv", "synthetic"});
+  require(c.data.max_train_samples >= 0, "max-train-samples", "must be >= 0 (0 means all)");
+  require(c.data.max_test_samples >= 0, "max-test-samples", "must be >= 0 (0 means all)");
+  require(c.data.synthetic_classes >= 2, "synthetic-classes", "must be >= 2");
+  require(c.data.synthetic_train >= 1, "synthetic-train", "must be >= 1");
+  require(c.data.synthetic_test >= 1, "synthetic-test", "must be >= 1");
+  require(c.epochs >= 1, "epochs", "must be >= 1, got " + std::to_string(c.epochs));
+  require(c.batch_size >= 1, "batch-size", "must be >= 1, got " + std::to_string(c.batch_size));
+  require(c.lr > 0, "lr", "must be > 0");
+  require(c.momentum >= 0 && c.momentum < 1, "momentum", "must be in [0, 1)");
+  require(c.weight_decay >= 0, "weight-decay", "must be >= 0");
+  require(!c.nesterov || c.momentum > 0, "nesterov", "needs --momentum > 0");
+  require_one_of(c.lr_schedule, "lr-schedule", {"constant", "step", "cosine"});
+  require(c.warmup_epochs >= 0 && c.warmup_epochs < c.epochs, "warmup-epochs",
+          "must be in [0, epochs), got " + std::to_string(c.warmup_epochs));
+  require(c.lr_step_epochs >= 1, "lr-step-epochs", "must be >= 1");
+  require(c.lr_gamma > 0 && c.lr_gamma <= 1, "lr-gamma", "must be in (0, 1]");
+  require(c.edge_first >= 1, "edge-first", "must be >= 1 (the edge keeps at least its first block)");
+  require(c.edge_last >= 1, "edge-last", "must be >= 1 (the edge keeps the last block and the loss)");
+  require_one_of(c.schedule, "schedule", {"gpipe", "1f1b"});
+  require(c.chunks >= 1 && c.chunks <= 256, "chunks", "must be between 1 and 256, got " + std::to_string(c.chunks));
+  require(c.chunks <= c.batch_size, "chunks",
+          std::to_string(c.chunks) + " micro-batches do not fit in --batch-size " + std::to_string(c.batch_size) +
+              " (each micro-batch needs at least one sample)");
+  require_one_of(c.edge_device, "edge-device", {"cpu", "cuda"});
+  require_one_of(c.server_device, "server-device", {"cpu", "cuda"});
+  if (c.server_split != "even" && c.server_split != "params" && c.server_split != "time")
+    parse_int_list(c.server_split, "server-split");
+  for (const auto& [option, spec] : {std::pair{"fwd-codec", c.fwd_codec}, std::pair{"bwd-codec", c.bwd_codec}}) {
+    try {
+      make_codec(spec);
+    } catch (const UsageError& e) {
+      throw UsageError(std::string("--") + option + ": " + e.what());
+    }
+  }
+}
+
+}  // namespace splitpipe

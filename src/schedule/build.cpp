@@ -1,0 +1,118 @@
+// Merges the per-stage orders into per-rank programs and inserts the communication.
+#include <limits>
+#include <tuple>
+
+#include "splitpipe/schedule.hpp"
+
+namespace splitpipe {
+namespace {
+
+constexpr double kForwardCost = 1.0;
+constexpr double kBackwardCost = 2.0;
+constexpr double kNotDone = -1.0;
+
+// Finish times of every compute in the list-scheduling simulation.
+struct FinishTimes {
+  FinishTimes(int stages, int microbatches)
+      : forward(stages, std::vector<double>(microbatches, kNotDone)),
+        backward(stages, std::vector<double>(microbatches, kNotDone)) {}
+  std::vector<std::vector<double>> forward, backward;
+
+  // Earliest time `a` may start given its data dependencies, or nullopt if one is not scheduled yet.
+  std::optional<double> ready_time(const Action& a, int num_stages) const {
+    double ready = 0;
+    auto need = [&](double t) {
+      if (t == kNotDone) return false;
+      ready = std::max(ready, t);
+      return true;
+    };
+    if (a.type == ActionType::Forward) {
+      if (a.stage > 0 && !need(forward[a.stage - 1][a.microbatch])) return std::nullopt;
+    } else {
+      if (!need(forward[a.stage][a.microbatch])) return std::nullopt;
+      if (a.stage + 1 < num_stages && !need(backward[a.stage + 1][a.microbatch])) return std::nullopt;
+    }
+    return ready;
+  }
+  void record(const Action& a, double t) {
+    (a.type == ActionType::Forward ? forward : backward)[a.stage][a.microbatch] = t;
+  }
+};
+
+// Orders the computes of each rank: repeatedly start, over all stages, the head action that
+// can start earliest (ties: backward first, then the later stage, which drains the pipeline).
+std::vector<std::vector<Action>> interleave(const std::vector<StageOrder>& orders,
+                                            const std::vector<int>& stage_rank, int num_ranks,
+                                            int microbatches) {
+  const int stages = static_cast<int>(stage_rank.size());
+  FinishTimes done(stages, microbatches);
+  std::vector<double> rank_free(num_ranks, 0.0);
+  std::vector<size_t> head(stages, 0);
+  std::vector<std::vector<Action>> programs(num_ranks);
+  size_t remaining = 0;
+  for (const auto& o : orders) remaining += o.computes.size();
+
+  while (remaining > 0) {
+    // Priority: earliest start, then backward before forward, then the later stage.
+    int best = -1;
+    std::tuple<double, int, int> best_key{std::numeric_limits<double>::infinity(), 0, 0};
+    for (int s = 0; s < stages; ++s) {
+      if (head[s] >= orders[s].computes.size()) continue;
+      const Action& a = orders[s].computes[head[s]];
+      const auto ready = done.ready_time(a, stages);
+      if (!ready) continue;
+      const std::tuple<double, int, int> key{std::max(*ready, rank_free[stage_rank[s]]),
+                                             a.type == ActionType::Backward ? 0 : 1, -s};
+      if (best < 0 || key < best_key) {
+        best = s;
+        best_key = key;
+      }
+    }
+    const double best_start = std::get<0>(best_key);
+    if (best < 0) throw ScheduleError("the per-stage orders depend on each other in a cycle");
+    const Action a = orders[best].computes[head[best]++];
+    const double finish = best_start + (a.type == ActionType::Forward ? kForwardCost : kBackwardCost);
+    done.record(a, finish);
+    rank_free[stage_rank[best]] = finish;
+    programs[stage_rank[best]].push_back(a);
+    --remaining;
+  }
+  return programs;
+}
+
+}  // namespace
+
+Schedule build_schedule(const std::string& kind, const std::vector<int>& stage_rank, int microbatches,
+                        bool forward_only) {
+  if (stage_rank.empty()) throw ScheduleError("no stages");
+  if (microbatches < 1) throw ScheduleError("needs at least one micro-batch");
+  const int num_ranks = *std::max_element(stage_rank.begin(), stage_rank.end()) + 1;
+  const int stages = static_cast<int>(stage_rank.size());
+  const auto orders = stage_order_for(kind)(stages, microbatches, forward_only);
+  const auto computes = interleave(orders, stage_rank, num_ranks, microbatches);
+
+  Schedule schedule{forward_only ? "forward" : kind, microbatches, forward_only, stage_rank, {}};
+  schedule.programs.resize(num_ranks);
+  auto remote = [&](int stage, int other) {
+    return other >= 0 && other < stages && stage_rank[other] != stage_rank[stage];
+  };
+  for (int r = 0; r < num_ranks; ++r) {
+    auto& program = schedule.programs[r];
+    for (const Action& a : computes[r]) {
+      const int s = a.stage, mb = a.microbatch;
+      if (a.type == ActionType::Forward) {
+        if (remote(s, s - 1)) program.push_back({ActionType::RecvActivation, s, mb, stage_rank[s - 1]});
+        program.push_back(a);
+        if (remote(s, s + 1)) program.push_back({ActionType::SendActivation, s, mb, stage_rank[s + 1]});
+      } else {
+        if (remote(s, s + 1)) program.push_back({ActionType::RecvGradient, s, mb, stage_rank[s + 1]});
+        program.push_back(a);
+        if (remote(s, s - 1)) program.push_back({ActionType::SendGradient, s, mb, stage_rank[s - 1]});
+      }
+    }
+  }
+  check_schedule(schedule);
+  return schedule;
+}
+
+}  // namespace splitpipe

@@ -1,0 +1,153 @@
+#include <gtest/gtest.h>
+
+#include "splitpipe/schedule.hpp"
+
+using namespace splitpipe;
+
+namespace {
+
+// The split-learning layout: rank 0 owns the first and the last stage, ranks 1..P the middle.
+std::vector<int> edge_layout(int servers) {
+  std::vector<int> stage_rank{0};
+  for (int r = 1; r <= servers; ++r) stage_rank.push_back(r);
+  stage_rank.push_back(0);
+  return stage_rank;
+}
+
+std::vector<int> linear_layout(int ranks) {
+  std::vector<int> stage_rank;
+  for (int r = 0; r < ranks; ++r) stage_rank.push_back(r);
+  return stage_rank;
+}
+
+size_t count(const Schedule& s, ActionType t) {
+  size_t n = 0;
+  for (const auto& p : s.programs)
+    for (const auto& a : p) n += a.type == t;
+  return n;
+}
+
+}  // namespace
+
+TEST(Schedule, EveryCombinationUpTo4RanksAnd8MicrobatchesIsValid) {
+  for (const std::string kind : {"gpipe", "1f1b"})
+    for (bool forward_only : {false, true})
+      for (int ranks = 1; ranks <= 4; ++ranks)
+        for (int m = 1; m <= 8; ++m)
+          for (const auto& layout : {linear_layout(ranks), edge_layout(ranks - 1)}) {
+            if (layout.size() < 2 && ranks > 1) continue;
+            SCOPED_TRACE(kind + " ranks=" + std::to_string(ranks) + " m=" + std::to_string(m) +
+                         " stages=" + std::to_string(layout.size()) + (forward_only ? " fwd" : ""));
+            const Schedule s = build_schedule(kind, layout, m, forward_only);
+            EXPECT_NO_THROW(check_schedule(s));
+            const size_t stages = layout.size();
+            EXPECT_EQ(count(s, ActionType::Forward), stages * m);
+            EXPECT_EQ(count(s, ActionType::Backward), forward_only ? 0 : stages * m);
+            EXPECT_EQ(count(s, ActionType::SendActivation), count(s, ActionType::RecvActivation));
+            EXPECT_EQ(count(s, ActionType::SendGradient), count(s, ActionType::RecvGradient));
+            const auto sim = simulate(s);
+            EXPECT_GT(sim.makespan, 0);
+            EXPECT_GE(sim.bubble_fraction, 0.0);
+            EXPECT_LT(sim.bubble_fraction, 1.0);
+          }
+}
+
+TEST(Schedule, GPipeOnLinearPipelineMatchesAnalyticBubble) {
+  // Equal forward and backward costs on p ranks: the fill-drain bubble is exactly (p-1)/(m+p-1).
+  for (int p = 2; p <= 4; ++p)
+    for (int m = 1; m <= 8; ++m) {
+      const auto sim = simulate(build_schedule("gpipe", linear_layout(p), m, false), 1.0, 1.0);
+      EXPECT_NEAR(sim.bubble_fraction, double(p - 1) / (m + p - 1), 1e-9) << "p=" << p << " m=" << m;
+    }
+}
+
+TEST(Schedule, OneFOneBKeepsFewerActivationsAlive) {
+  // Peak number of micro-batches forwarded but not yet backwarded on stage 0.
+  auto peak_in_flight = [](const Schedule& s) {
+    int alive = 0, peak = 0;
+    for (const auto& a : s.programs[0])
+      if (a.stage == 0) {
+        if (a.type == ActionType::Forward) peak = std::max(peak, ++alive);
+        if (a.type == ActionType::Backward) --alive;
+      }
+    return peak;
+  };
+  const auto layout = linear_layout(3);
+  EXPECT_EQ(peak_in_flight(build_schedule("gpipe", layout, 8, false)), 8);
+  EXPECT_EQ(peak_in_flight(build_schedule("1f1b", layout, 8, false)), 3);
+}
+
+TEST(Schedule, EdgeRankInterleavesItsTwoStages) {
+  const Schedule s = build_schedule("1f1b", edge_layout(1), 4, false);
+  // The edge must start the last stage's work before it has finished all first-stage forwards
+  // only when the data is there; in any case both stages appear on rank 0.
+  bool first = false, last = false;
+  for (const auto& a : s.programs[0]) {
+    first |= a.stage == 0;
+    last |= a.stage == 2;
+  }
+  EXPECT_TRUE(first && last);
+  EXPECT_EQ(s.programs[0].front(), (Action{ActionType::Forward, 0, 0, -1}));
+}
+
+TEST(Schedule, BrokenSchedulesAreCaught) {
+  const Schedule good = build_schedule("gpipe", edge_layout(1), 2, false);
+
+  {  // Both ranks receive before they send: a deadlock.
+    Schedule bad = good;
+    auto& p1 = bad.programs[1];
+    std::rotate(p1.begin(), p1.begin() + 1, p1.end());  // move the first receive to the end
+    EXPECT_THROW(check_schedule(bad), ScheduleError);
+  }
+  {  // A send removed: its receive can never complete.
+    Schedule bad = good;
+    auto& p0 = bad.programs[0];
+    p0.erase(std::find_if(p0.begin(), p0.end(), [](const Action& a) { return a.type == ActionType::SendActivation; }));
+    try {
+      check_schedule(bad);
+      FAIL() << "missing send not detected";
+    } catch (const ScheduleError& e) {
+      EXPECT_NE(std::string(e.what()).find("never sent"), std::string::npos) << e.what();
+    }
+  }
+  {  // A backward duplicated.
+    Schedule bad = good;
+    auto& p0 = bad.programs[0];
+    p0.push_back(*std::find_if(p0.begin(), p0.end(), [](const Action& a) { return a.type == ActionType::Backward; }));
+    EXPECT_THROW(check_schedule(bad), ScheduleError);
+  }
+  {  // Two ranks each waiting for the other: an explicit cyclic wait.
+    Schedule bad{"handmade", 1, true, {0, 1}, {}};
+    bad.programs = {{{ActionType::RecvActivation, 0, 0, 1}}, {{ActionType::RecvActivation, 1, 0, 0}}};
+    EXPECT_THROW(check_schedule(bad), ScheduleError);
+  }
+  {  // Forward before its input arrived on the server.
+    Schedule bad = good;
+    auto& p1 = bad.programs[1];
+    std::swap(p1[0], p1[1]);
+    EXPECT_THROW(check_schedule(bad), ScheduleError);
+  }
+}
+
+TEST(Schedule, DeadlockMessageNamesTheWaitingRanks) {
+  Schedule bad{"handmade", 1, false, {0, 1}, {}};
+  bad.programs = {{{ActionType::RecvGradient, 0, 0, 1}, {ActionType::Forward, 0, 0}},
+                  {{ActionType::RecvActivation, 1, 0, 0}}};
+  try {
+    simulate(bad);
+    FAIL();
+  } catch (const ScheduleError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("rank 0 waits at rg0.0<1"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("rank 1 waits at ra1.0<0"), std::string::npos) << msg;
+  }
+}
+
+TEST(Schedule, UnknownKindIsAUsageError) { EXPECT_THROW(build_schedule("zigzag", {0, 1}, 2, false), UsageError); }
+
+TEST(Schedule, FormatShowsEveryRank) {
+  const std::string text = format_schedule(build_schedule("1f1b", edge_layout(2), 2, false));
+  EXPECT_NE(text.find("rank 0 (stages 0 3)"), std::string::npos) << text;
+  EXPECT_NE(text.find("rank 2 (stages 2)"), std::string::npos) << text;
+  EXPECT_NE(text.find("bubble"), std::string::npos);
+}
