@@ -1,0 +1,435 @@
+// RunFile on top of the HDF5 C++ API. Every public operation runs inside `guarded`, so callers
+// only ever see splitpipe::Error, phrased with the file path and the operation that failed.
+#include "splitpipe/run_file.hpp"
+
+#include <ATen/ATen.h>
+#include <H5Cpp.h>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "splitpipe/error.hpp"
+
+namespace splitpipe {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Extendible datasets grow in chunks of this many rows; per-epoch rows are tiny, so a chunk
+// of 64 keeps the file small without one allocation per epoch.
+constexpr hsize_t kRowsPerChunk = 64;
+// Matrix slices (e.g. a confusion matrix of many classes) can be large: cap a chunk near 1 MiB.
+constexpr hsize_t kMaxChunkElements = 128 * 1024;
+
+// Runs an HDF5 operation, turning the C++ API's exceptions into an Error that says which file
+// and what we were doing. HDF5 would otherwise also print its own error stack to stderr; the
+// switch is per thread in thread-safe builds, hence set on every call rather than once.
+template <typename Body>
+auto guarded(const std::string& path, const std::string& what, Body&& body) -> decltype(body()) {
+  H5::Exception::dontPrint();
+  try {
+    return body();
+  } catch (const H5::Exception& e) {
+    throw Error("run file '" + path + "': cannot " + what + " (HDF5: " + e.getFuncName() + ": " +
+                e.getDetailMsg() + ")");
+  }
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string part;
+  for (char c : path + '/') {
+    if (c != '/') {
+      part += c;
+    } else if (!part.empty()) {
+      parts.push_back(std::move(part));
+      part.clear();
+    }
+  }
+  if (parts.empty()) throw Error("empty HDF5 object name '" + path + "'");
+  return parts;
+}
+
+// Walks `parts` below `root`; missing groups are created when `create` is set, otherwise the
+// walk stops with nullopt (H5Lexists cannot test "a/b" when "a" is missing, hence one step at a time).
+std::optional<H5::Group> walk_groups(H5::Group group, const std::vector<std::string>& parts,
+                                     bool create) {
+  for (const auto& part : parts) {
+    if (group.nameExists(part)) {
+      group = group.openGroup(part);
+    } else if (create) {
+      group = group.createGroup(part);
+    } else {
+      return std::nullopt;
+    }
+  }
+  return group;
+}
+
+H5::Group open_or_create_group(const H5::Group& root, const std::string& path) {
+  return *walk_groups(root, split_path(path), true);
+}
+
+std::optional<H5::Group> find_group(const H5::Group& root, const std::string& path) {
+  return walk_groups(root, split_path(path), false);
+}
+
+// "a/b/c" -> the (created) group "a/b" and the leaf name "c".
+std::pair<H5::Group, std::string> parent_and_leaf(const H5::Group& root, const std::string& path) {
+  auto parts = split_path(path);
+  std::string leaf = std::move(parts.back());
+  parts.pop_back();
+  return {*walk_groups(root, parts, true), std::move(leaf)};
+}
+
+// Datasets directly in `group`, in name order (subgroups such as "ranks/1" are skipped).
+std::vector<std::string> dataset_names(const H5::Group& group) {
+  std::vector<std::string> names;
+  const hsize_t count = group.getNumObjs();
+  for (hsize_t i = 0; i < count; ++i) {
+    if (group.childObjType(i) == H5O_TYPE_DATASET) names.push_back(group.getObjnameByIdx(i));
+  }
+  return names;
+}
+
+hsize_t length(const H5::DataSet& dataset) {
+  const H5::DataSpace space = dataset.getSpace();
+  std::vector<hsize_t> dims(static_cast<size_t>(space.getSimpleExtentNdims()));
+  space.getSimpleExtentDims(dims.data());
+  return dims.empty() ? 1 : dims[0];  // a scalar holds one value
+}
+
+// An empty dataset of shape [0, slice...] that grows along dim 0 only.
+H5::DataSet create_extendible(const H5::Group& group, const std::string& name,
+                              const H5::PredType& type, const std::vector<hsize_t>& slice) {
+  hsize_t slice_elements = 1;
+  for (hsize_t d : slice) slice_elements *= d;
+  std::vector<hsize_t> dims{0}, max_dims{H5S_UNLIMITED}, chunk{std::clamp<hsize_t>(
+                                                          kMaxChunkElements / slice_elements, 1,
+                                                          kRowsPerChunk)};
+  dims.insert(dims.end(), slice.begin(), slice.end());
+  max_dims.insert(max_dims.end(), slice.begin(), slice.end());
+  chunk.insert(chunk.end(), slice.begin(), slice.end());
+  H5::DSetCreatPropList props;
+  props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+  const H5::DataSpace space(static_cast<int>(dims.size()), dims.data(), max_dims.data());
+  return group.createDataSet(name, type, space, props);
+}
+
+// Grows `dataset` by one slice along dim 0 and writes `data` (one slice, `mem_type`) there.
+void append_slice(H5::DataSet& dataset, const H5::PredType& mem_type, const void* data) {
+  H5::DataSpace space = dataset.getSpace();
+  std::vector<hsize_t> dims(static_cast<size_t>(space.getSimpleExtentNdims()));
+  space.getSimpleExtentDims(dims.data());
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  start[0] = dims[0];
+  count[0] = 1;
+  ++dims[0];
+  dataset.extend(dims.data());
+  space = dataset.getSpace();
+  space.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+  const H5::DataSpace memory(static_cast<int>(count.size()), count.data());
+  dataset.write(data, mem_type, memory, space);
+}
+
+// Variable-length UTF-8: h5py reads it as str, h5dump prints it quoted.
+H5::StrType utf8_string_type() {
+  H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
+  type.setCset(H5T_CSET_UTF8);
+  return type;
+}
+
+// Attributes cannot change type or size in place, so a new value replaces the old attribute.
+void replace_attribute(const H5::Group& object, const std::string& name,
+                       const H5::DataType& file_type, const H5::DataType& mem_type,
+                       const void* value) {
+  if (object.attrExists(name)) object.removeAttr(name);
+  object.createAttribute(name, file_type, H5::DataSpace(H5S_SCALAR)).write(mem_type, value);
+}
+
+// Replaces `group/column` with a fresh 1-D dataset of `count` elements.
+H5::DataSet replace_column(const H5::Group& root, const std::string& group,
+                           const std::string& column, const H5::DataType& type, hsize_t count) {
+  const H5::Group parent = open_or_create_group(root, group);
+  if (parent.nameExists(column)) parent.unlink(column);
+  return parent.createDataSet(column, type, H5::DataSpace(1, &count));
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+void check_column_name(const std::string& group, const std::string& column) {
+  if (column.empty() || column.find('/') != std::string::npos) {
+    throw Error("group '" + group + "': invalid column name '" + column + "'");
+  }
+}
+
+}  // namespace
+
+struct RunFile::Impl {
+  Impl(std::string file_path, H5::H5File h5) : path(std::move(file_path)), file(std::move(h5)) {}
+  // Closing can fail (e.g. disk full on the final flush); a destructor must not throw, and
+  // everything appended before was already flushed.
+  ~Impl() {
+    try {
+      file.close();
+    } catch (const H5::Exception&) {
+    }
+  }
+
+  // The implementation of an open file; moved-from and finished RunFiles have none.
+  static Impl& live(const std::unique_ptr<Impl>& impl) {
+    if (!impl) throw Error("run file used after it was moved from");
+    if (!impl->open) throw Error("run file '" + impl->path + "' used after finish()");
+    return *impl;
+  }
+
+  H5::Group root() const { return file.openGroup("/"); }
+  void flush() const { file.flush(H5F_SCOPE_GLOBAL); }
+
+  std::string path;
+  H5::H5File file;
+  bool open = true;
+};
+
+RunFile::RunFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RunFile::RunFile(RunFile&&) noexcept = default;
+RunFile& RunFile::operator=(RunFile&&) noexcept = default;
+RunFile::~RunFile() = default;
+
+RunFile RunFile::create(const std::string& path, bool overwrite) {
+  // Checked before creating directories or opening anything, so a refused run leaves no trace.
+  std::error_code ec;
+  if (!overwrite && fs::exists(path, ec)) {
+    throw Error("run file '" + path +
+                "' already exists; pass --overwrite to replace it or choose another --output");
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) {
+    fs::create_directories(parent, ec);
+    if (ec) {
+      throw Error("cannot create directory '" + parent.string() + "' for run file '" + path +
+                  "': " + ec.message());
+    }
+  }
+  RunFile run(guarded(path, "create the file", [&] {
+    return std::make_unique<Impl>(path, H5::H5File(path, overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL));
+  }));
+  run.set_attribute("format_version", static_cast<int64_t>(kRunFileFormatVersion));
+  run.set_attribute("status", std::string("running"));
+  run.set_attribute("start_time", iso_timestamp_now());
+  return run;
+}
+
+RunFile RunFile::open_existing(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    throw Error("run file '" + path + "' does not exist, so there is nothing to resume");
+  }
+  return guarded(path, "open the file for appending", [&] {
+    if (!H5::H5File::isHdf5(path)) throw Error("run file '" + path + "' is not an HDF5 file");
+    RunFile run(std::make_unique<Impl>(path, H5::H5File(path, H5F_ACC_RDWR)));
+    const H5::Group root = run.impl_->root();
+    if (!root.attrExists("format_version")) {
+      throw Error("'" + path + "' is not a splitpipe run file (no format_version attribute)");
+    }
+    int64_t version = 0;
+    root.openAttribute("format_version").read(H5::PredType::NATIVE_INT64, &version);
+    if (version > kRunFileFormatVersion) {
+      throw Error("run file '" + path + "' has format version " + std::to_string(version) +
+                  ", newer than this splitpipe understands (" +
+                  std::to_string(kRunFileFormatVersion) + ")");
+    }
+    return run;
+  });
+}
+
+const std::string& RunFile::path() const {
+  if (!impl_) throw Error("run file used after it was moved from");
+  return impl_->path;
+}
+
+void RunFile::set_attribute(const std::string& name, const std::string& value) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "set attribute '" + name + "'", [&] {
+    const H5::StrType type = utf8_string_type();
+    const char* text = value.c_str();
+    replace_attribute(self.root(), name, type, type, &text);
+    self.flush();
+  });
+}
+
+void RunFile::set_attribute(const std::string& name, int64_t value) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "set attribute '" + name + "'", [&] {
+    replace_attribute(self.root(), name, H5::PredType::STD_I64LE, H5::PredType::NATIVE_INT64,
+                      &value);
+    self.flush();
+  });
+}
+
+void RunFile::set_attribute(const std::string& name, double value) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "set attribute '" + name + "'", [&] {
+    replace_attribute(self.root(), name, H5::PredType::IEEE_F64LE, H5::PredType::NATIVE_DOUBLE,
+                      &value);
+    self.flush();
+  });
+}
+
+std::string RunFile::string_attribute(const std::string& name) const {
+  const Impl& self = Impl::live(impl_);
+  return guarded(self.path, "read attribute '" + name + "'", [&] {
+    const H5::Group root = self.root();
+    if (!root.attrExists(name)) {
+      throw Error("run file '" + self.path + "' has no attribute '" + name + "'");
+    }
+    const H5::Attribute attribute = root.openAttribute(name);
+    if (attribute.getTypeClass() != H5T_STRING) {
+      throw Error("run file '" + self.path + "': attribute '" + name + "' is not a string");
+    }
+    std::string value;
+    attribute.read(attribute.getStrType(), value);
+    return value;
+  });
+}
+
+void RunFile::append_row(const std::string& group,
+                         const std::vector<std::pair<std::string, double>>& row) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "append a row to group '" + group + "'", [&] {
+    if (row.empty()) throw Error("group '" + group + "': a row needs at least one column");
+    std::set<std::string> columns;
+    for (const auto& [column, value] : row) {
+      check_column_name(group, column);
+      if (!columns.insert(column).second) {
+        throw Error("group '" + group + "': column '" + column + "' appears twice in one row");
+      }
+    }
+    H5::Group target = open_or_create_group(self.root(), group);
+    // Validate everything before writing anything, so a rejected row leaves no partial row.
+    const std::vector<std::string> existing = dataset_names(target);
+    if (!existing.empty()) {
+      const std::set<std::string> known(existing.begin(), existing.end());
+      for (const auto& column : columns) {
+        if (!known.count(column)) {
+          throw Error("group '" + group + "': column '" + column +
+                      "' is not among its existing columns (" + join(existing) + ")");
+        }
+      }
+      for (const auto& column : existing) {
+        if (!columns.count(column)) {
+          throw Error("group '" + group + "': row lacks existing column '" + column + "'");
+        }
+      }
+    }
+    for (const auto& [column, value] : row) {
+      H5::DataSet dataset = existing.empty()
+                                ? create_extendible(target, column, H5::PredType::IEEE_F64LE, {})
+                                : target.openDataSet(column);
+      append_slice(dataset, H5::PredType::NATIVE_DOUBLE, &value);
+    }
+    self.flush();
+  });
+}
+
+void RunFile::append_matrix(const std::string& dataset, const at::Tensor& matrix) {
+  Impl& self = Impl::live(impl_);
+  if (!matrix.defined() || matrix.dim() != 2 || matrix.numel() == 0) {
+    throw Error("run file '" + self.path + "': dataset '" + dataset +
+                "' takes non-empty 2-D matrices, got " +
+                (matrix.defined() ? "shape " + c10::str(matrix.sizes()) : "an undefined tensor"));
+  }
+  const at::Tensor values = matrix.to(at::kCPU).to(at::kLong).contiguous();
+  const std::vector<hsize_t> slice{static_cast<hsize_t>(values.size(0)),
+                                   static_cast<hsize_t>(values.size(1))};
+  guarded(self.path, "append a matrix to dataset '" + dataset + "'", [&] {
+    auto [parent, leaf] = parent_and_leaf(self.root(), dataset);
+    H5::DataSet target;
+    if (parent.nameExists(leaf)) {
+      target = parent.openDataSet(leaf);
+      const H5::DataSpace space = target.getSpace();
+      hsize_t dims[3] = {0, 0, 0};
+      const bool is_3d = space.getSimpleExtentNdims() == 3;
+      if (is_3d) space.getSimpleExtentDims(dims);
+      if (!is_3d || dims[1] != slice[0] || dims[2] != slice[1]) {
+        throw Error("run file '" + self.path + "': dataset '" + dataset + "' holds " +
+                    std::to_string(dims[1]) + "x" + std::to_string(dims[2]) +
+                    " matrices, cannot append a " + std::to_string(slice[0]) + "x" +
+                    std::to_string(slice[1]) + " one");
+      }
+    } else {
+      target = create_extendible(parent, leaf, H5::PredType::STD_I64LE, slice);
+    }
+    append_slice(target, H5::PredType::NATIVE_INT64, values.data_ptr<int64_t>());
+    self.flush();
+  });
+}
+
+void RunFile::write_string_column(const std::string& group, const std::string& column,
+                                  const std::vector<std::string>& values) {
+  Impl& self = Impl::live(impl_);
+  check_column_name(group, column);
+  guarded(self.path, "write column '" + group + "/" + column + "'", [&] {
+    const H5::StrType type = utf8_string_type();
+    H5::DataSet dataset = replace_column(self.root(), group, column, type, values.size());
+    std::vector<const char*> texts;
+    texts.reserve(values.size());
+    for (const auto& value : values) texts.push_back(value.c_str());
+    if (!texts.empty()) dataset.write(texts.data(), type);
+    self.flush();
+  });
+}
+
+void RunFile::write_number_column(const std::string& group, const std::string& column,
+                                  const std::vector<double>& values) {
+  Impl& self = Impl::live(impl_);
+  check_column_name(group, column);
+  guarded(self.path, "write column '" + group + "/" + column + "'", [&] {
+    H5::DataSet dataset =
+        replace_column(self.root(), group, column, H5::PredType::IEEE_F64LE, values.size());
+    if (!values.empty()) dataset.write(values.data(), H5::PredType::NATIVE_DOUBLE);
+    self.flush();
+  });
+}
+
+int64_t RunFile::rows(const std::string& group) const {
+  const Impl& self = Impl::live(impl_);
+  return guarded(self.path, "count the rows of group '" + group + "'", [&]() -> int64_t {
+    const std::optional<H5::Group> target = find_group(self.root(), group);
+    if (!target) return 0;
+    const std::vector<std::string> names = dataset_names(*target);
+    return names.empty() ? 0 : static_cast<int64_t>(length(target->openDataSet(names.front())));
+  });
+}
+
+void RunFile::finish(const std::string& status) {
+  Impl& self = Impl::live(impl_);
+  set_attribute("status", status);
+  set_attribute("end_time", iso_timestamp_now());
+  guarded(self.path, "close the file", [&] {
+    self.flush();
+    self.file.close();
+  });
+  self.open = false;
+}
+
+std::string iso_timestamp_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[40];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S%z", &local);
+  return text;
+}
+
+}  // namespace splitpipe
