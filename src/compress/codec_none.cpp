@@ -1,0 +1,38 @@
+// `none`: the float32 values as they are, for a baseline and for exact runs.
+// Payload: float32[numel], row-major.
+#include "payload.hpp"
+#include "spec_parser.hpp"
+
+#include <ATen/ATen.h>
+
+namespace splitpipe {
+namespace {
+
+class NoneCodec final : public Codec {
+ public:
+  CodecId id() const override { return CodecId::None; }
+  std::string spec() const override { return "none"; }
+
+  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+    return message_bytes(static_cast<size_t>(shape_numel(shape)) * sizeof(float));
+  }
+
+  size_t encode(const at::Tensor& x, std::vector<uint8_t>& out, int /*stream*/) override {
+    PayloadWriter writer(out, id(), x.sizes(), static_cast<size_t>(x.numel()) * sizeof(float));
+    writer.put_tensor(x, at::kFloat);
+    return writer.finish();
+  }
+
+  at::Tensor decode(const uint8_t* data, size_t size) override {
+    PayloadReader reader(data, size, id());
+    at::Tensor values = reader.tensor(reader.numel(), at::kFloat, "values");
+    reader.expect_end();
+    return values.view(reader.sizes());
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Codec> make_none_codec(CodecParams& /*params*/) { return std::make_unique<NoneCodec>(); }
+
+}  // namespace splitpipe
