@@ -28,4 +28,11 @@ class FormatError : public Error {
   explicit FormatError(const std::string& message) : Error(message, 1) {}
 };
 
+// An error every rank raises at the same point (after agreeing on it collectively): each rank
+// can exit normally instead of aborting the whole job.
+class CollectiveError : public Error {
+ public:
+  CollectiveError(const std::string& message, int exit_code) : Error(message, exit_code) {}
+};
+
 }  // namespace splitpipe

@@ -1,0 +1,65 @@
+// The MPI world of a run: initialisation (RAII), the transport over MPI_COMM_WORLD, and the
+// few collectives the trainer needs. Every collective error check is "agree_on": all ranks
+// learn whether any rank failed and with which message, so all exit with the same error.
+#pragma once
+#include <mpi.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "splitpipe/transport.hpp"
+
+namespace splitpipe {
+
+// MPI_Init_thread in the constructor, MPI_Finalize in the destructor.
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+};
+
+class MpiTransport final : public Transport {
+ public:
+  explicit MpiTransport(MPI_Comm comm = MPI_COMM_WORLD);
+  ~MpiTransport() override;  // cancels whatever is still posted
+  MpiTransport(const MpiTransport&) = delete;
+  MpiTransport& operator=(const MpiTransport&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  Ticket post_send(int peer, int tag, const uint8_t* data, size_t bytes) override;
+  Ticket post_recv(int peer, int tag, uint8_t* data, size_t capacity) override;
+  size_t wait(Ticket ticket) override;
+
+  MPI_Comm comm() const { return comm_; }
+
+  // --- collectives ---
+  // Every rank calls it; if any rank passes an error, every rank throws Error with the message
+  // of the lowest failing rank (prefixed with its rank when it is not 0).
+  void agree_on(const std::optional<std::string>& local_error, int exit_code = 1) const;
+  void broadcast(std::string& text, int root = 0) const;
+  void broadcast(std::vector<int64_t>& values, int root = 0) const;
+  // Gathers `values` (same length on every rank) to root: result[rank][i] on root, empty elsewhere.
+  std::vector<std::vector<double>> gather(const std::vector<double>& values, int root = 0) const;
+  std::vector<std::string> gather_strings(const std::string& text, int root = 0) const;
+  void barrier() const;
+
+ private:
+  struct Slot {
+    MPI_Request request = MPI_REQUEST_NULL;
+    int peer = -1, tag = -1;
+    size_t capacity = 0;
+    bool is_recv = false;
+  };
+  Ticket take_slot(int peer, int tag, size_t capacity, bool is_recv);
+
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+  std::vector<Slot> slots_;
+  std::vector<Ticket> free_;
+};
+
+}  // namespace splitpipe

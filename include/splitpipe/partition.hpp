@@ -1,0 +1,42 @@
+// Which rank holds which blocks. With one rank everything is one stage (the reference run).
+// With N ranks the edge (rank 0) holds the first K and the last M blocks with the loss; the
+// middle blocks are split over the N-1 server ranks.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "splitpipe/model.hpp"
+
+namespace splitpipe {
+
+struct StagePlan {
+  int stage = 0;
+  int rank = 0;
+  std::string role;  // single | edge-first | server | edge-last
+  int first_block = 0, end_block = 0;  // [first, end)
+  int64_t parameters = 0;
+  double estimated_seconds = 0;  // forward+backward of one mini-batch, when profiled
+};
+
+struct PartitionPlan {
+  std::vector<StagePlan> stages;
+  std::string split;  // how the middle was balanced
+
+  std::vector<int> stage_rank() const;
+  std::vector<int> stages_of_rank(int rank) const;
+  int num_ranks() const;
+  // Table: rank, role, blocks (names), parameters, estimated time.
+  std::string format(const std::vector<Block>& blocks) const;
+};
+
+// Throws UsageError when the plan cannot fit: K+M must leave at least one middle block per
+// server rank, cut points must be increasing and inside the middle, etc.
+// block_seconds (per block, forward+backward) is needed only for split "time".
+PartitionPlan make_partition(const std::vector<Block>& blocks, int world_size, int edge_first, int edge_last,
+                             const std::string& server_split, const std::vector<double>& block_seconds = {});
+
+// Measures forward+backward seconds of each block on a random batch (after a warm-up pass).
+std::vector<double> profile_blocks(const std::vector<Block>& blocks, const std::vector<int64_t>& input_shape,
+                                   int64_t batch_size, int repeats = 3);
+
+}  // namespace splitpipe

@@ -1,0 +1,43 @@
+// splitpipe: one binary for the single-process reference run and for every pipeline rank.
+// Errors are caught here once and turned into one message and an exit code.
+#include <iostream>
+
+#include "splitpipe/config.hpp"
+#include "splitpipe/error.hpp"
+#include "splitpipe/mpi_world.hpp"
+#include "splitpipe/trainer.hpp"
+
+int main(int argc, char** argv) {
+  splitpipe::MpiSession mpi(&argc, &argv);
+  splitpipe::MpiTransport world;
+  const bool root = world.rank() == 0;
+  const std::string rank_prefix = world.size() > 1 ? "rank " + std::to_string(world.rank()) + ": " : "";
+  // A failure on one rank alone cannot end in a normal exit: the others would wait for it.
+  auto abort_job = [&](const std::string& message, int code) {
+    std::cerr << "splitpipe: error: " << rank_prefix << message << std::endl;
+    if (world.size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+    return code;
+  };
+  try {
+    const auto command_line = splitpipe::parse_command_line(argc, argv);
+    if (command_line.help) {
+      if (root) std::cout << command_line.help_text;
+      return 0;
+    }
+    splitpipe::run(command_line.config, world);
+    return 0;
+  } catch (const splitpipe::UsageError& e) {
+    // Options are parsed identically on every rank, so every rank is here: one message, exit 2.
+    if (root) std::cerr << "splitpipe: error: " << e.what() << std::endl;
+    return e.exit_code();
+  } catch (const splitpipe::CollectiveError& e) {
+    if (root) std::cerr << "splitpipe: error: " << e.what() << std::endl;
+    return e.exit_code();
+  } catch (const splitpipe::Error& e) {
+    return abort_job(e.what(), e.exit_code());
+  } catch (const c10::Error& e) {
+    return abort_job(std::string("LibTorch: ") + e.what_without_backtrace(), 3);
+  } catch (const std::exception& e) {
+    return abort_job(std::string("internal error: ") + e.what(), 3);
+  }
+}

@@ -1,0 +1,235 @@
+// The one small loop that runs a schedule: each action is a forward, a backward, or a
+// transfer through a boundary channel.
+#include <chrono>
+#include <map>
+
+#include "boundary_channel.hpp"
+#include "splitpipe/error.hpp"
+#include "splitpipe/pipeline.hpp"
+
+namespace splitpipe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A stage held by this rank and its per-step tensors (indexed by micro-batch).
+struct LocalStage {
+  StagePlan plan;
+  bool first = false, last = false;
+  std::vector<std::pair<int, torch::nn::Sequential>> blocks;  // (global index, block)
+  at::Device device = at::kCPU;
+  std::vector<at::Tensor> inputs, outputs, output_grads, losses;
+
+  at::Tensor forward(at::Tensor x) {
+    for (auto& [index, block] : blocks) x = block->forward(x);
+    return x;
+  }
+  void begin_step(int microbatches) {
+    for (auto* v : {&inputs, &outputs, &output_grads, &losses}) {
+      v->assign(microbatches, at::Tensor());
+    }
+  }
+};
+
+using ChannelKey = std::pair<int, bool>;  // (boundary, gradient)
+
+}  // namespace
+
+struct PipelineExecutor::Impl {
+  Transport& transport;
+  PartitionPlan plan;
+  PipelineOptions options;
+  RankCounters counters;
+  std::vector<LocalStage> stages;
+  std::map<int, size_t> local_index;  // global stage -> index in stages
+  std::map<ChannelKey, std::unique_ptr<OutboundChannel>> outbound;
+  std::map<ChannelKey, std::unique_ptr<InboundChannel>> inbound;
+
+  Impl(Transport& t, const PartitionPlan& p, const std::vector<Block>& blocks, const PipelineOptions& o)
+      : transport(t), plan(p), options(o) {
+    const int S = static_cast<int>(plan.stages.size());
+    const auto stage_rank = plan.stage_rank();
+    counters.bytes_sent.assign(std::max(S - 1, 0), {0, 0});
+    for (auto* table : {&counters.bytes_received, &counters.raw_bytes_sent, &counters.messages_sent,
+                        &counters.error_sum, &counters.error_samples})
+      *table = counters.bytes_sent;
+
+    auto boundary_shape = [&](int last_block) {
+      std::vector<int64_t> shape{options.max_microbatch};
+      const auto& per_sample = blocks.at(last_block).output_shape;
+      shape.insert(shape.end(), per_sample.begin(), per_sample.end());
+      return shape;
+    };
+    for (const int s : plan.stages_of_rank(transport.rank())) {
+      const StagePlan& sp = plan.stages[s];
+      LocalStage stage;
+      stage.plan = sp;
+      stage.first = s == 0;
+      stage.last = s == S - 1;
+      stage.device = at::Device(sp.role == "server" ? options.server_device : options.edge_device);
+      for (int b = sp.first_block; b < sp.end_block; ++b) {
+        torch::nn::Sequential block = blocks[b].module;
+        block->to(stage.device);
+        stage.blocks.emplace_back(b, block);
+      }
+      if (s > 0) {
+        if (stage_rank[s - 1] == sp.rank)
+          throw std::logic_error("adjacent stages " + std::to_string(s - 1) + " and " + std::to_string(s) + " on one rank");
+        const int peer = stage_rank[s - 1];
+        const size_t capacity = make_codec(options.fwd_codec)->max_encoded_bytes(boundary_shape(sp.first_block - 1));
+        inbound[{s - 1, false}] = std::make_unique<InboundChannel>(transport, peer, s - 1, false, options.fwd_codec, capacity);
+        outbound[{s - 1, true}] = std::make_unique<OutboundChannel>(transport, peer, s - 1, true, options.bwd_codec);
+      }
+      if (s < S - 1) {
+        const int peer = stage_rank[s + 1];
+        const size_t capacity = make_codec(options.bwd_codec)->max_encoded_bytes(boundary_shape(sp.end_block - 1));
+        outbound[{s, false}] = std::make_unique<OutboundChannel>(transport, peer, s, false, options.fwd_codec);
+        inbound[{s, true}] = std::make_unique<InboundChannel>(transport, peer, s, true, options.bwd_codec, capacity);
+      }
+      local_index[s] = stages.size();
+      stages.push_back(std::move(stage));
+    }
+  }
+
+  LocalStage& stage(int s) { return stages.at(local_index.at(s)); }
+
+  void forward(LocalStage& st, int mb, const EdgeBatch* batch, StepResult& result) {
+    at::Tensor x;
+    if (st.first) {
+      if (!batch) throw std::logic_error("the first stage needs the edge's batch");
+      x = batch->inputs.at(mb).to(st.device);
+    } else {
+      x = st.inputs[mb];
+    }
+    const auto start = Clock::now();
+    at::Tensor out = st.forward(x);
+    if (st.last) {
+      if (!batch) throw std::logic_error("the last stage needs the edge's labels");
+      const at::Tensor labels = batch->labels.at(mb).to(st.device);
+      const at::Tensor loss_sum = torch::nn::functional::cross_entropy(
+          out, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      // Each micro-batch contributes its share of the mini-batch mean, so the accumulated
+      // gradient equals the gradient of the whole mini-batch.
+      st.losses[mb] = loss_sum / static_cast<double>(batch->batch_size);
+      const at::Tensor predicted = out.argmax(1);
+      result.loss_sum += loss_sum.item<double>();
+      result.correct += predicted.eq(labels).sum().item<int64_t>();
+      result.samples += labels.size(0);
+      predictions.push_back(predicted.to(at::kCPU));
+    } else {
+      st.outputs[mb] = out;
+    }
+    counters.forward_seconds += seconds_since(start);
+  }
+
+  void backward(LocalStage& st, int mb) {
+    const auto start = Clock::now();
+    if (st.last) {
+      st.losses[mb].backward();
+      st.losses[mb] = at::Tensor();
+    } else {
+      st.outputs[mb].backward(st.output_grads[mb]);
+      st.outputs[mb] = st.output_grads[mb] = at::Tensor();
+    }
+    counters.backward_seconds += seconds_since(start);
+  }
+
+  StepResult run(const Schedule& schedule, const EdgeBatch* batch, bool train) {
+    const auto step_start = Clock::now();
+    if (train == schedule.forward_only)
+      throw std::logic_error("training needs a schedule with backward passes, evaluation a forward-only one");
+    if (schedule.num_microbatches > kMaxMicrobatches) throw Error("too many micro-batches");
+    const auto& program = schedule.programs.at(transport.rank());
+    for (auto& st : stages) st.begin_step(schedule.num_microbatches);
+    predictions.clear();
+
+    // Post every receive of the step up front, so a message never waits for its receiver.
+    for (const Action& a : program) {
+      if (a.type == ActionType::RecvActivation) inbound.at({a.stage - 1, false})->post(a.microbatch);
+      if (a.type == ActionType::RecvGradient) inbound.at({a.stage, true})->post(a.microbatch);
+    }
+    std::optional<torch::NoGradGuard> no_grad;
+    if (!train) no_grad.emplace();
+
+    StepResult result;
+    for (const Action& a : program) {
+      LocalStage& st = stage(a.stage);
+      const int mb = a.microbatch;
+      switch (a.type) {
+        case ActionType::RecvActivation:
+          st.inputs[mb] = inbound.at({a.stage - 1, false})->receive(mb, counters).to(st.device).requires_grad_(train);
+          break;
+        case ActionType::Forward:
+          forward(st, mb, batch, result);
+          break;
+        case ActionType::SendActivation:
+          outbound.at({a.stage, false})->send(mb, st.outputs[mb].detach(), counters);
+          if (!train) st.outputs[mb] = at::Tensor();
+          break;
+        case ActionType::RecvGradient:
+          st.output_grads[mb] = inbound.at({a.stage, true})->receive(mb, counters).to(st.device);
+          break;
+        case ActionType::Backward:
+          backward(st, mb);
+          break;
+        case ActionType::SendGradient: {
+          at::Tensor grad = st.inputs[mb].grad();
+          if (!grad.defined()) grad = at::zeros_like(st.inputs[mb]);
+          outbound.at({a.stage - 1, true})->send(mb, grad, counters);
+          st.inputs[mb] = at::Tensor();
+          break;
+        }
+      }
+    }
+    for (auto& [key, channel] : outbound) channel->complete(counters);
+    if (!predictions.empty()) result.predictions = at::cat(predictions);
+    counters.step_seconds += seconds_since(step_start);
+    return result;
+  }
+
+  std::vector<at::Tensor> predictions;
+};
+
+PipelineExecutor::PipelineExecutor(Transport& transport, const PartitionPlan& plan, const std::vector<Block>& blocks,
+                                   const PipelineOptions& options)
+    : impl_(std::make_unique<Impl>(transport, plan, blocks, options)) {}
+
+PipelineExecutor::~PipelineExecutor() = default;
+
+StepResult PipelineExecutor::run(const Schedule& schedule, const EdgeBatch* batch, bool train) {
+  return impl_->run(schedule, batch, train);
+}
+
+void PipelineExecutor::set_training(bool training) {
+  for (auto& st : impl_->stages)
+    for (auto& [index, block] : st.blocks) block->train(training);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> PipelineExecutor::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& st : impl_->stages)
+    for (const auto& [index, block] : st.blocks)
+      for (const auto& item : block->named_parameters()) named.emplace_back(std::to_string(index) + "." + item.key(), item.value());
+  return named;
+}
+
+std::vector<at::Tensor> PipelineExecutor::parameters() const {
+  std::vector<at::Tensor> params;
+  for (const auto& [name, p] : named_parameters()) params.push_back(p);
+  return params;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> PipelineExecutor::named_buffers() const {
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& st : impl_->stages)
+    for (const auto& [index, block] : st.blocks)
+      for (const auto& item : block->named_buffers()) named.emplace_back(std::to_string(index) + "." + item.key(), item.value());
+  return named;
+}
+
+RankCounters& PipelineExecutor::counters() { return impl_->counters; }
+
+}  // namespace splitpipe

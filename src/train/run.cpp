@@ -1,0 +1,314 @@
+// The program after MPI_Init: every failure that depends on one rank's view (data files, the
+// output file) is agreed on collectively, so all ranks stop together with one message.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+
+#include "splitpipe/error.hpp"
+#include "splitpipe/run_file.hpp"
+#include "splitpipe/trainer.hpp"
+
+namespace splitpipe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) * 1024.0;  // Linux reports KiB
+}
+
+std::string hostname() {
+  char name[256] = {0};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+std::string default_output(const RunConfig& config) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
+  return "results/" + config.model + "-" + config.data.dataset + "-" + stamp + ".h5";
+}
+
+std::string fixed(double value, int digits) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << value;
+  return out.str();
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text;
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "x" : "") + std::to_string(shape[i]);
+  return text;
+}
+
+void check_devices(const RunConfig& config) {
+  for (const auto& [option, device] : {std::pair{"edge-device", config.edge_device},
+                                       std::pair{"server-device", config.server_device}})
+    if (device == "cuda" && !torch::cuda::is_available())
+      throw UsageError(std::string("--") + option +
+                       " cuda: this LibTorch has no CUDA (or no GPU is visible); build against a CUDA "
+                       "LibTorch (CMAKE_PREFIX_PATH) on a GPU node, or use cpu");
+}
+
+// Rank 0 alone reads the data; the others learn from agree_on whether it worked.
+std::optional<DatasetSplits> load_on_edge(const RunConfig& config, const MpiTransport& world) {
+  std::optional<DatasetSplits> data;
+  std::optional<std::string> error;
+  if (world.rank() == 0) {
+    try {
+      data = load_dataset(config.data);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  world.agree_on(error);
+  return data;
+}
+
+// The run file is opened by rank 0; a refusal (file exists) stops every rank.
+std::optional<RunFile> open_run_file(const RunConfig& config, const MpiTransport& world, std::string& path) {
+  std::optional<RunFile> file;
+  std::optional<std::string> error;
+  if (world.rank() == 0) {
+    path = config.output.empty() ? default_output(config) : config.output;
+    try {
+      file = RunFile::create(path, config.overwrite);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  world.agree_on(error);
+  return file;
+}
+
+void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer& trainer, const MpiTransport& world,
+                           const std::vector<std::string>& hosts) {
+  file.set_attribute("splitpipe_version", splitpipe_version());
+  file.set_attribute("world_size", static_cast<int64_t>(world.size()));
+  std::string host_list;
+  for (size_t r = 0; r < hosts.size(); ++r) host_list += (r ? "," : "") + hosts[r];
+  file.set_attribute("hostnames", host_list);
+  file.set_attribute("resolved_config", config.to_ini());
+  file.set_attribute("config", config.config_file);
+  for (const auto& option : config.resolved) file.set_attribute(option.name, option.value);
+
+  std::vector<std::string> names, shapes;
+  std::vector<double> index, params;
+  for (size_t b = 0; b < trainer.blocks().size(); ++b) {
+    const Block& block = trainer.blocks()[b];
+    index.push_back(static_cast<double>(b));
+    names.push_back(block.name);
+    shapes.push_back(shape_text(block.output_shape));
+    params.push_back(static_cast<double>(block.parameters));
+  }
+  file.write_number_column("model", "index", index);
+  file.write_string_column("model", "name", names);
+  file.write_string_column("model", "output_shape", shapes);
+  file.write_number_column("model", "parameters", params);
+
+  std::vector<double> stage, rank, first, end, stage_params, seconds;
+  std::vector<std::string> roles;
+  for (const auto& s : trainer.plan().stages) {
+    stage.push_back(s.stage);
+    rank.push_back(s.rank);
+    roles.push_back(s.role);
+    first.push_back(s.first_block);
+    end.push_back(s.end_block);
+    stage_params.push_back(static_cast<double>(s.parameters));
+    seconds.push_back(s.estimated_seconds);
+  }
+  file.write_number_column("ranks", "stage", stage);
+  file.write_number_column("ranks", "rank", rank);
+  file.write_string_column("ranks", "role", roles);
+  file.write_number_column("ranks", "first_block", first);
+  file.write_number_column("ranks", "end_block", end);
+  file.write_number_column("ranks", "parameters", stage_params);
+  file.write_number_column("ranks", "estimated_seconds", seconds);
+}
+
+int64_t total_parameters(const std::vector<Block>& blocks) {
+  int64_t total = 0;
+  for (const auto& b : blocks) total += b.parameters;
+  return total;
+}
+
+std::string role_of(const PartitionPlan& plan, int rank) {
+  for (const auto& s : plan.stages)
+    if (s.rank == rank) return s.role == "edge-first" || s.role == "edge-last" ? "edge" : s.role;
+  return "?";
+}
+
+// Per-rank counters of one epoch, with the derived idle time and bubble fraction.
+std::vector<std::pair<std::string, double>> rank_row(const RankCounters& c, double epoch_seconds) {
+  auto row = c.row();
+  const double busy = c.forward_seconds + c.backward_seconds + c.encode_seconds + c.decode_seconds;
+  row.emplace_back("idle_seconds", std::max(0.0, epoch_seconds - busy - c.wait_seconds));
+  row.emplace_back("bubble_fraction", c.step_seconds > 0 ? c.wait_seconds / c.step_seconds : 0.0);
+  row.emplace_back("epoch_seconds", epoch_seconds);
+  row.emplace_back("peak_rss_bytes", peak_rss_bytes());
+  return row;
+}
+
+double value_of(const std::vector<std::pair<std::string, double>>& names, const std::vector<double>& values,
+                const std::string& name) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i].first == name) return values[i];
+  return 0;
+}
+
+void print_time_table(const PartitionPlan& plan, const std::vector<std::pair<std::string, double>>& names,
+                      const std::vector<std::vector<double>>& totals) {
+  std::cout << "\nwhere the time went (seconds, all epochs):\n"
+            << "  rank  role      forward  backward   encode   decode  comm-wait     idle  bubble  sent MB  recv MB\n";
+  for (size_t r = 0; r < totals.size(); ++r) {
+    double sent = 0, received = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto& n = names[i].first;
+      if (n.find("_sent_bytes") != std::string::npos) sent += totals[r][i];
+      if (n.find("_received_bytes") != std::string::npos) received += totals[r][i];
+    }
+    auto v = [&](const char* name) { return value_of(names, totals[r], name); };
+    const double bubble = v("step_seconds") > 0 ? v("comm_wait_seconds") / v("step_seconds") : 0;
+    std::cout << "  " << std::setw(4) << r << "  " << std::left << std::setw(8) << role_of(plan, r) << std::right
+              << std::setw(9) << fixed(v("forward_seconds"), 2) << std::setw(10) << fixed(v("backward_seconds"), 2)
+              << std::setw(9) << fixed(v("encode_seconds"), 2) << std::setw(9) << fixed(v("decode_seconds"), 2)
+              << std::setw(11) << fixed(v("comm_wait_seconds"), 2) << std::setw(9) << fixed(v("idle_seconds"), 2)
+              << std::setw(7) << fixed(100 * bubble, 1) << "%" << std::setw(9) << fixed(sent / 1e6, 1)
+              << std::setw(9) << fixed(received / 1e6, 1) << "\n";
+  }
+}
+
+}  // namespace
+
+void run(const RunConfig& config, MpiTransport& world) {
+  if (config.expect_ranks > 0 && config.expect_ranks != world.size())
+    throw UsageError("this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
+                     std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks));
+  check_devices(config);
+  at::set_num_threads(config.threads);
+  const bool root = world.rank() == 0;
+
+  const auto data = load_on_edge(config, world);
+  if (root) std::cout << "data: " << data->description << "\n";
+
+  std::vector<double> block_seconds;
+  if (config.server_split == "time") {
+    // Rank 0 profiles and everyone plans from the same numbers.
+    std::vector<int64_t> micro;
+    if (root) {
+      torch::manual_seed(config.seed);
+      auto blocks = build_model({config.model, data->train.sample_shape(), data->train.num_classes, config.mlp_hidden});
+      for (double s : profile_blocks(blocks, data->train.sample_shape(), (config.batch_size + config.chunks - 1) / config.chunks))
+        micro.push_back(static_cast<int64_t>(s * 1e9));
+    }
+    world.broadcast(micro);
+    for (int64_t ns : micro) block_seconds.push_back(ns * 1e-9);
+  }
+  Trainer trainer(config, world, data ? &*data : nullptr, block_seconds);
+  const PartitionPlan& plan = trainer.plan();
+
+  if (config.dry_run || config.print_schedule) {
+    if (root) {
+      if (config.dry_run)
+        std::cout << "resolved configuration:\n" << config.to_ini() << "\nmodel " << config.model << ":\n"
+                  << format_block_table(trainer.blocks()) << "\n" << plan.format(trainer.blocks());
+      if (config.print_schedule) {
+        const int m = static_cast<int>(std::min<int64_t>(config.chunks, config.batch_size));
+        std::cout << format_schedule(trainer.schedule(m, false)) << format_schedule(trainer.schedule(m, true));
+      }
+    }
+    return;
+  }
+
+  std::string path;
+  auto file = open_run_file(config, world, path);
+  const auto hosts = world.gather_strings(hostname());
+  const auto names = rank_row(trainer.executor().counters(), 0);
+  std::vector<std::vector<double>> totals(world.size(), std::vector<double>(names.size(), 0.0));
+  try {
+    if (root) {
+      write_static_metadata(*file, config, trainer, world, hosts);
+      std::cout << "model " << config.model << ": " << trainer.blocks().size() << " blocks, "
+                << total_parameters(trainer.blocks()) << " parameters\n"
+                << plan.format(trainer.blocks()) << "schedule " << config.schedule << ", " << config.chunks
+                << " chunks, batch " << config.batch_size << ", " << trainer.steps_per_epoch()
+                << " steps/epoch, threads " << config.threads << "; fwd codec " << config.fwd_codec << ", bwd codec "
+                << config.bwd_codec << "\nwriting " << path << "\n";
+    }
+    const auto run_start = Clock::now();
+    for (int epoch = 0; epoch < config.epochs; ++epoch) {
+      trainer.executor().counters().reset();
+      auto last_print = Clock::now();
+      const Trainer::Progress progress = [&](int64_t step, int64_t steps, const PassStats& so_far) {
+        if (!root) return;
+        const bool due = config.progress_every > 0
+                             ? step % config.progress_every == 0
+                             : std::chrono::duration<double>(Clock::now() - last_print).count() > 10.0;
+        if (!due || step == steps) return;
+        last_print = Clock::now();
+        std::cout << "  epoch " << epoch + 1 << " step " << step << "/" << steps << "  loss " << fixed(so_far.loss, 4)
+                  << "  acc " << fixed(100 * so_far.accuracy, 2) << "%  "
+                  << fixed(so_far.samples / std::max(so_far.seconds, 1e-9), 0) << " samples/s" << std::endl;
+      };
+      const auto epoch_start = Clock::now();
+      const PassStats train = trainer.train(epoch, 0, -1, progress);
+      const PassStats test = trainer.evaluate();
+      const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      const auto row = rank_row(trainer.executor().counters(), epoch_seconds);
+      std::vector<double> values;
+      for (const auto& [name, value] : row) values.push_back(value);
+      const auto gathered = world.gather(values);
+      if (!root) continue;
+
+      const double samples_per_second = train.samples / train.seconds;
+      const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
+      file->append_row("epochs", {{"epoch", epoch + 1.0},
+                                  {"lr", trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1)},
+                                  {"train_loss", train.loss},
+                                  {"train_acc", train.accuracy},
+                                  {"test_loss", test.loss},
+                                  {"test_acc", test.accuracy},
+                                  {"epoch_seconds", epoch_seconds},
+                                  {"samples_per_second", samples_per_second},
+                                  {"peak_rss_bytes", peak_rss_bytes()}});
+      file->append_matrix("confusion", test.confusion);
+      for (int r = 0; r < world.size(); ++r) {
+        std::vector<std::pair<std::string, double>> rank_values;
+        for (size_t i = 0; i < names.size(); ++i) {
+          rank_values.emplace_back(names[i].first, gathered[r][i]);
+          totals[r][i] += gathered[r][i];
+        }
+        file->append_row("ranks/rank" + std::to_string(r), rank_values);
+      }
+      const double eta = elapsed / (epoch + 1) * (config.epochs - epoch - 1);
+      std::cout << "epoch " << epoch + 1 << "/" << config.epochs << "  train loss " << fixed(train.loss, 4) << " acc "
+                << fixed(100 * train.accuracy, 2) << "%  test loss " << fixed(test.loss, 4) << " acc "
+                << fixed(100 * test.accuracy, 2) << "%  " << fixed(samples_per_second, 0) << " samples/s  "
+                << fixed(epoch_seconds, 1) << " s  elapsed " << fixed(elapsed, 1) << " s  ETA " << fixed(eta, 1) << " s"
+                << std::endl;
+    }
+    if (root) {
+      for (auto& rank_totals : totals)  // ratios are per epoch; report their mean
+        for (size_t i = 0; i < names.size(); ++i)
+          if (names[i].first.find("rel_error") != std::string::npos || names[i].first == "bubble_fraction" ||
+              names[i].first == "peak_rss_bytes")
+            rank_totals[i] /= config.epochs;
+      print_time_table(plan, names, totals);
+      file->finish("complete");
+      std::cout << "wrote " << path << std::endl;
+    }
+  } catch (const std::exception& e) {
+    if (file) file->finish(std::string("failed: ") + e.what());
+    throw;
+  }
+}
+
+}  // namespace splitpipe

@@ -1,0 +1,183 @@
+#include <chrono>
+
+#include "splitpipe/error.hpp"
+#include "splitpipe/trainer.hpp"
+
+namespace splitpipe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t batch_length(int64_t samples, int64_t batch_size, int64_t batch) {
+  return std::min(batch_size, samples - batch * batch_size);
+}
+int64_t num_batches(int64_t samples, int64_t batch_size) { return (samples + batch_size - 1) / batch_size; }
+
+}  // namespace
+
+DatasetMeta broadcast_meta(const MpiTransport& world, const DatasetSplits* data) {
+  std::vector<int64_t> packed;
+  if (world.rank() == 0) {
+    if (!data) throw std::logic_error("broadcast_meta: the edge rank has no data");
+    packed = {data->train.num_classes, data->train.size(), data->test.size()};
+    for (int64_t d : data->train.sample_shape()) packed.push_back(d);
+  }
+  world.broadcast(packed);
+  DatasetMeta meta;
+  meta.num_classes = packed.at(0);
+  meta.train_size = packed.at(1);
+  meta.test_size = packed.at(2);
+  meta.sample_shape.assign(packed.begin() + 3, packed.end());
+  return meta;
+}
+
+struct Trainer::Impl {
+  RunConfig config;
+  MpiTransport& world;
+  const DatasetSplits* data;
+  DatasetMeta meta;
+  std::vector<Block> blocks;
+  PartitionPlan plan;
+  LrSchedule lr;
+  std::unique_ptr<PipelineExecutor> executor;
+  std::unique_ptr<torch::optim::SGD> optimizer;
+  std::unique_ptr<BatchOrder> order;
+  std::map<std::pair<int, bool>, Schedule> schedules;
+
+  Impl(const RunConfig& c, MpiTransport& w, const DatasetSplits* d, const std::vector<double>& block_seconds)
+      : config(c), world(w), data(w.rank() == 0 ? d : nullptr) {
+    meta = broadcast_meta(world, data);
+    // Every rank draws the whole model from the same seed and keeps its own blocks, so the
+    // pipeline starts from exactly the weights of the single-process run.
+    torch::manual_seed(config.seed);
+    blocks = build_model({config.model, meta.sample_shape, meta.num_classes, config.mlp_hidden});
+    plan = make_partition(blocks, world.size(), config.edge_first, config.edge_last, config.server_split, block_seconds);
+
+    const int64_t steps = num_batches(meta.train_size, config.batch_size);
+    lr = LrSchedule{config.lr_schedule, config.lr, config.epochs, config.warmup_epochs,
+                    config.lr_step_epochs, config.lr_gamma, steps};
+    PipelineOptions options{config.fwd_codec, config.bwd_codec,
+                            (config.batch_size + config.chunks - 1) / config.chunks, config.edge_device,
+                            config.server_device};
+    executor = std::make_unique<PipelineExecutor>(world, plan, blocks, options);
+    const auto params = executor->parameters();
+    if (!params.empty())
+      optimizer = std::make_unique<torch::optim::SGD>(
+          params, torch::optim::SGDOptions(config.lr)
+                      .momentum(config.momentum)
+                      .weight_decay(config.weight_decay)
+                      .nesterov(config.nesterov));
+    if (data) order = std::make_unique<BatchOrder>(meta.train_size, config.batch_size, true, config.seed);
+  }
+
+  const Schedule& schedule(int microbatches, bool forward_only) {
+    const auto key = std::make_pair(microbatches, forward_only);
+    auto it = schedules.find(key);
+    if (it == schedules.end())
+      it = schedules.emplace(key, build_schedule(config.schedule, plan.stage_rank(), microbatches, forward_only)).first;
+    return it->second;
+  }
+
+  // Cuts one mini-batch into micro-batches (sizes differ by at most one sample).
+  static EdgeBatch cut(const at::Tensor& inputs, const at::Tensor& labels, int microbatches) {
+    EdgeBatch batch;
+    batch.inputs = inputs.tensor_split(microbatches);
+    batch.labels = labels.tensor_split(microbatches);
+    batch.batch_size = labels.size(0);
+    return batch;
+  }
+
+  void accumulate(PassStats& stats, const StepResult& step, const EdgeBatch* batch) {
+    stats.loss += step.loss_sum;
+    stats.accuracy += static_cast<double>(step.correct);
+    stats.samples += step.samples;
+    if (batch && step.predictions.defined()) {
+      const auto labels = at::cat(batch->labels);
+      stats.confusion.view(-1).index_add_(0, labels * meta.num_classes + step.predictions,
+                                          at::ones_like(labels));
+    }
+  }
+  PassStats finished(PassStats stats, Clock::time_point start) const {
+    if (stats.samples > 0) {
+      stats.loss /= static_cast<double>(stats.samples);
+      stats.accuracy /= static_cast<double>(stats.samples);
+    }
+    stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return stats;
+  }
+
+  PassStats train(int epoch, int64_t first, int64_t count, const Progress& progress) {
+    const auto start = Clock::now();
+    const int64_t steps = num_batches(meta.train_size, config.batch_size);
+    const int64_t end = count < 0 ? steps : std::min(steps, first + count);
+    PassStats stats;
+    stats.confusion = at::zeros({meta.num_classes, meta.num_classes}, at::kLong);
+    executor->set_training(true);
+    if (order) order->start_epoch(epoch);
+    for (int64_t b = first; b < end; ++b) {
+      const int64_t length = batch_length(meta.train_size, config.batch_size, b);
+      const int microbatches = static_cast<int>(std::min<int64_t>(config.chunks, length));
+      std::optional<EdgeBatch> batch;
+      if (data) {
+        const at::Tensor index = order->batch_indices(b);
+        at::Tensor inputs = data->train.inputs.index_select(0, index);
+        if (config.augment) inputs = augment_crop_flip(inputs, config.seed * 1000003ULL + epoch * steps + b);
+        batch = cut(inputs, data->train.labels.index_select(0, index), microbatches);
+      }
+      const double rate = lr.at(epoch, b);
+      if (optimizer) {
+        for (auto& group : optimizer->param_groups())
+          static_cast<torch::optim::SGDOptions&>(group.options()).lr(rate);
+        optimizer->zero_grad();
+      }
+      const StepResult result = executor->run(schedule(microbatches, false), batch ? &*batch : nullptr, true);
+      if (optimizer) optimizer->step();
+      accumulate(stats, result, batch ? &*batch : nullptr);
+      if (progress) progress(b + 1, steps, finished(stats, start));
+    }
+    return finished(stats, start);
+  }
+
+  PassStats evaluate() {
+    const auto start = Clock::now();
+    PassStats stats;
+    stats.confusion = at::zeros({meta.num_classes, meta.num_classes}, at::kLong);
+    executor->set_training(false);
+    const int64_t steps = num_batches(meta.test_size, config.batch_size);
+    for (int64_t b = 0; b < steps; ++b) {
+      const int64_t length = batch_length(meta.test_size, config.batch_size, b);
+      const int microbatches = static_cast<int>(std::min<int64_t>(config.chunks, length));
+      std::optional<EdgeBatch> batch;
+      if (data) {
+        const int64_t begin = b * config.batch_size;
+        batch = cut(data->test.inputs.narrow(0, begin, length), data->test.labels.narrow(0, begin, length),
+                    microbatches);
+      }
+      accumulate(stats, executor->run(schedule(microbatches, true), batch ? &*batch : nullptr, false),
+                 batch ? &*batch : nullptr);
+    }
+    executor->set_training(true);
+    return finished(stats, start);
+  }
+};
+
+Trainer::Trainer(const RunConfig& config, MpiTransport& world, const DatasetSplits* data,
+                 const std::vector<double>& block_seconds)
+    : impl_(std::make_unique<Impl>(config, world, data, block_seconds)) {}
+Trainer::~Trainer() = default;
+
+const DatasetMeta& Trainer::meta() const { return impl_->meta; }
+const std::vector<Block>& Trainer::blocks() const { return impl_->blocks; }
+const PartitionPlan& Trainer::plan() const { return impl_->plan; }
+const LrSchedule& Trainer::lr_schedule() const { return impl_->lr; }
+int64_t Trainer::steps_per_epoch() const { return num_batches(impl_->meta.train_size, impl_->config.batch_size); }
+const Schedule& Trainer::schedule(int microbatches, bool forward_only) {
+  return impl_->schedule(microbatches, forward_only);
+}
+PassStats Trainer::train(int epoch, int64_t first, int64_t count, const Progress& progress) {
+  return impl_->train(epoch, first, count, progress);
+}
+PassStats Trainer::evaluate() { return impl_->evaluate(); }
+PipelineExecutor& Trainer::executor() { return *impl_->executor; }
+
+}  // namespace splitpipe

@@ -1,0 +1,152 @@
+// MPI point-to-point transport and the collectives used for setup and metrics.
+#include <climits>
+
+#include "splitpipe/error.hpp"
+#include "splitpipe/mpi_world.hpp"
+
+namespace splitpipe {
+namespace {
+
+void check_mpi(int code, const std::string& what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw Error(what + ": " + std::string(text, length));
+}
+
+int checked_count(size_t bytes, const std::string& what) {
+  if (bytes > static_cast<size_t>(INT_MAX))
+    throw Error(what + ": message of " + std::to_string(bytes) + " bytes exceeds MPI's int count; use more --chunks");
+  return static_cast<int>(bytes);
+}
+
+}  // namespace
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  // Errors come back as codes and become exceptions with context instead of an abort banner.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+MpiTransport::MpiTransport(MPI_Comm comm) : comm_(comm) {
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+}
+
+MpiTransport::~MpiTransport() {
+  for (auto& slot : slots_)
+    if (slot.request != MPI_REQUEST_NULL) {
+      if (slot.is_recv) MPI_Cancel(&slot.request);
+      MPI_Request_free(&slot.request);
+    }
+}
+
+Transport::Ticket MpiTransport::take_slot(int peer, int tag, size_t capacity, bool is_recv) {
+  Ticket ticket;
+  if (!free_.empty()) {
+    ticket = free_.back();
+    free_.pop_back();
+  } else {
+    ticket = static_cast<Ticket>(slots_.size());
+    slots_.emplace_back();
+  }
+  slots_[ticket] = Slot{MPI_REQUEST_NULL, peer, tag, capacity, is_recv};
+  return ticket;
+}
+
+Transport::Ticket MpiTransport::post_send(int peer, int tag, const uint8_t* data, size_t bytes) {
+  const std::string what = "MPI_Isend to rank " + std::to_string(peer) + " tag " + std::to_string(tag);
+  const Ticket t = take_slot(peer, tag, bytes, false);
+  check_mpi(MPI_Isend(data, checked_count(bytes, what), MPI_BYTE, peer, tag, comm_, &slots_[t].request), what);
+  return t;
+}
+
+Transport::Ticket MpiTransport::post_recv(int peer, int tag, uint8_t* data, size_t capacity) {
+  const std::string what = "MPI_Irecv from rank " + std::to_string(peer) + " tag " + std::to_string(tag);
+  const Ticket t = take_slot(peer, tag, capacity, true);
+  check_mpi(MPI_Irecv(data, checked_count(capacity, what), MPI_BYTE, peer, tag, comm_, &slots_[t].request), what);
+  return t;
+}
+
+size_t MpiTransport::wait(Ticket ticket) {
+  Slot& slot = slots_.at(ticket);
+  MPI_Status status;
+  const std::string what = std::string(slot.is_recv ? "receive from" : "send to") + " rank " +
+                           std::to_string(slot.peer) + " (tag " + std::to_string(slot.tag) + ")";
+  const int code = MPI_Wait(&slot.request, &status);
+  free_.push_back(ticket);
+  if (code != MPI_SUCCESS && slot.is_recv && status.MPI_ERROR == MPI_ERR_TRUNCATE)
+    throw Error(what + ": message larger than the " + std::to_string(slot.capacity) + "-byte buffer posted for it");
+  check_mpi(code, what);
+  if (!slot.is_recv) return slot.capacity;
+  int count = 0;
+  MPI_Get_count(&status, MPI_BYTE, &count);
+  return static_cast<size_t>(count);
+}
+
+void MpiTransport::agree_on(const std::optional<std::string>& local_error, int exit_code) const {
+  int mine = local_error ? rank_ : size_;
+  int first = size_;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm_);
+  if (first == size_) return;
+  std::string message = local_error ? *local_error : std::string();
+  int code = exit_code;
+  MPI_Bcast(&code, 1, MPI_INT, first, comm_);
+  broadcast(message, first);
+  if (first != 0) message = "rank " + std::to_string(first) + ": " + message;
+  throw CollectiveError(message, code);
+}
+
+void MpiTransport::broadcast(std::string& text, int root) const {
+  int64_t length = static_cast<int64_t>(text.size());
+  MPI_Bcast(&length, 1, MPI_INT64_T, root, comm_);
+  text.resize(static_cast<size_t>(length));
+  MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, root, comm_);
+}
+
+void MpiTransport::broadcast(std::vector<int64_t>& values, int root) const {
+  int64_t length = static_cast<int64_t>(values.size());
+  MPI_Bcast(&length, 1, MPI_INT64_T, root, comm_);
+  values.resize(static_cast<size_t>(length));
+  MPI_Bcast(values.data(), static_cast<int>(length), MPI_INT64_T, root, comm_);
+}
+
+std::vector<std::vector<double>> MpiTransport::gather(const std::vector<double>& values, int root) const {
+  const int n = static_cast<int>(values.size());
+  std::vector<double> all(rank_ == root ? static_cast<size_t>(n) * size_ : 0);
+  MPI_Gather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, root, comm_);
+  std::vector<std::vector<double>> result;
+  if (rank_ == root)
+    for (int r = 0; r < size_; ++r) result.emplace_back(all.begin() + r * n, all.begin() + (r + 1) * n);
+  return result;
+}
+
+std::vector<std::string> MpiTransport::gather_strings(const std::string& text, int root) const {
+  int length = static_cast<int>(text.size());
+  std::vector<int> lengths(size_);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, comm_);
+  std::vector<int> offsets(size_, 0);
+  int total = 0;
+  for (int r = 0; r < size_; ++r) {
+    offsets[r] = total;
+    total += lengths[r];
+  }
+  std::string all(rank_ == root ? total : 0, '\0');
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, root, comm_);
+  std::vector<std::string> result;
+  if (rank_ == root)
+    for (int r = 0; r < size_; ++r) result.push_back(all.substr(offsets[r], lengths[r]));
+  return result;
+}
+
+void MpiTransport::barrier() const { MPI_Barrier(comm_); }
+
+}  // namespace splitpipe
