@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <utility>
@@ -47,6 +48,7 @@ struct RankCounters {
   // Per boundary b (between stage b and b+1), per direction: [b][0] activations, [b][1] gradients.
   std::vector<std::array<double, 2>> bytes_sent, bytes_received, raw_bytes_sent, messages_sent;
   std::vector<std::array<double, 2>> error_sum, error_samples;  // relative error of sampled messages
+  std::vector<std::array<double, 2>> encode_seconds_at, decode_seconds_at;  // share of encode/decode_seconds
 
   void reset();
   // Flat (name, value) row; names are identical on every rank.

@@ -36,7 +36,9 @@ void OutboundChannel::send(int microbatch, const at::Tensor& x, RankCounters& co
   const at::Tensor host = x.device().is_cpu() ? x : x.to(at::kCPU);
   auto& buffer = buffers_.at(microbatch);
   const size_t bytes = encoder_->encode(host, buffer, microbatch);
-  counters.encode_seconds += seconds_since(start);
+  const double encode_seconds = seconds_since(start);
+  counters.encode_seconds += encode_seconds;
+  counters.encode_seconds_at.at(boundary_)[gradient_] += encode_seconds;
 
   auto& slot = counters.bytes_sent.at(boundary_)[gradient_];
   slot += static_cast<double>(bytes);
@@ -95,7 +97,9 @@ at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
     throw Error(std::string("boundary ") + std::to_string(boundary_) + (gradient_ ? " gradient" : " activation") +
                 " from rank " + std::to_string(peer_) + ", micro-batch " + std::to_string(microbatch) + ": " + e.what());
   }
-  counters.decode_seconds += seconds_since(start);
+  const double decode_seconds = seconds_since(start);
+  counters.decode_seconds += decode_seconds;
+  counters.decode_seconds_at.at(boundary_)[gradient_] += decode_seconds;
   return x;
 }
 

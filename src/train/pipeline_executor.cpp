@@ -54,7 +54,8 @@ struct PipelineExecutor::Impl {
     const auto stage_rank = plan.stage_rank();
     counters.bytes_sent.assign(std::max(S - 1, 0), {0, 0});
     for (auto* table : {&counters.bytes_received, &counters.raw_bytes_sent, &counters.messages_sent,
-                        &counters.error_sum, &counters.error_samples})
+                        &counters.error_sum, &counters.error_samples, &counters.encode_seconds_at,
+                        &counters.decode_seconds_at})
       *table = counters.bytes_sent;
 
     auto boundary_shape = [&](int last_block) {

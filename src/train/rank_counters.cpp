@@ -4,7 +4,8 @@ namespace splitpipe {
 
 void RankCounters::reset() {
   forward_seconds = backward_seconds = encode_seconds = decode_seconds = wait_seconds = step_seconds = 0;
-  for (auto* table : {&bytes_sent, &bytes_received, &raw_bytes_sent, &messages_sent, &error_sum, &error_samples})
+  for (auto* table : {&bytes_sent, &bytes_received, &raw_bytes_sent, &messages_sent, &error_sum, &error_samples,
+                      &encode_seconds_at, &decode_seconds_at})
     for (auto& cell : *table) cell = {0.0, 0.0};
 }
 
@@ -22,6 +23,8 @@ std::vector<std::pair<std::string, double>> RankCounters::row() const {
       row.emplace_back(prefix + "received_bytes", bytes_received[b][g]);
       row.emplace_back(prefix + "raw_bytes", raw_bytes_sent[b][g]);
       row.emplace_back(prefix + "messages", messages_sent[b][g]);
+      row.emplace_back(prefix + "encode_seconds", encode_seconds_at[b][g]);
+      row.emplace_back(prefix + "decode_seconds", decode_seconds_at[b][g]);
       row.emplace_back(prefix + "rel_error", error_samples[b][g] > 0 ? error_sum[b][g] / error_samples[b][g] : 0.0);
     }
   return row;
