@@ -56,6 +56,17 @@ struct RunConfig {
   std::string fwd_codec = "none";
   std::string bwd_codec = "none";
 
+  // [link]
+  std::string link;  // empty: no emulated link; else "bandwidth=100Mbit[,latency=5ms][,direction=both|up|down]"
+
+  // [reliability]
+  std::string checkpoint_dir;  // empty: no checkpoints
+  int checkpoint_every = 1;    // epochs between checkpoints (with --checkpoint-dir)
+  bool resume = false;         // continue from the newest complete checkpoint in --checkpoint-dir
+  double comm_timeout = 120;   // seconds without progress before a rank gives up (0: never)
+  std::string on_nonfinite = "stop";  // stop | skip-batch
+  std::string fault_inject;    // tests: "rank=R,step=S,mode=crash|hang|exception"
+
   // Filled by the parser: every option as (section, name, resolved value text).
   struct ResolvedOption {
     std::string section, name, value;

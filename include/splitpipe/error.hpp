@@ -35,4 +35,12 @@ class CollectiveError : public Error {
   CollectiveError(const std::string& message, int exit_code) : Error(message, exit_code) {}
 };
 
+// Stopped on request (SIGUSR1/SIGTERM), after a checkpoint: every rank agreed on it. Exit code
+// 75 (EX_TEMPFAIL) tells a job script that the run is unfinished but can be resumed.
+class InterruptedError : public CollectiveError {
+ public:
+  static constexpr int kExitCode = 75;
+  explicit InterruptedError(const std::string& message) : CollectiveError(message, kExitCode) {}
+};
+
 }  // namespace splitpipe

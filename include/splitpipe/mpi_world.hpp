@@ -4,6 +4,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ class MpiTransport final : public Transport {
   std::vector<std::vector<double>> gather(const std::vector<double>& values, int root = 0) const;
   std::vector<std::string> gather_strings(const std::string& text, int root = 0) const;
   void barrier() const;
+  // Element-wise maximum over ranks (flags every rank must agree on, once per step).
+  std::vector<int> max_over_ranks(const std::vector<int>& values) const;
+
+  // Every wait (point-to-point or collective) gives up after this many seconds without
+  // completing, with an Error naming the peer (0: wait forever).
+  void set_timeout(double seconds) { timeout_seconds_ = seconds; }
 
  private:
   struct Slot {
@@ -55,9 +62,12 @@ class MpiTransport final : public Transport {
     bool is_recv = false;
   };
   Ticket take_slot(int peer, int tag, size_t capacity, bool is_recv);
+  void complete(MPI_Request& request, MPI_Status* status, const std::function<std::string()>& what) const;
+  void finish_collective(MPI_Request& request, const char* name) const;
 
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
+  double timeout_seconds_ = 0;
   std::vector<Slot> slots_;
   std::vector<Ticket> free_;
 };

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "splitpipe/error.hpp"
 #include "splitpipe/model.hpp"
 #include "splitpipe/partition.hpp"
 #include "splitpipe/schedule.hpp"
@@ -22,6 +23,13 @@ struct PipelineOptions {
   int64_t max_microbatch = 1;  // sizes the receive buffers posted ahead
   std::string edge_device = "cpu";
   std::string server_device = "cpu";
+  bool stop_on_nonfinite = true;  // false: report it in StepResult (--on-nonfinite skip-batch)
+};
+
+// A NaN or Inf in a loss or a boundary tensor (with stop_on_nonfinite).
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
 };
 
 // The edge's data for one mini-batch, already cut into micro-batches.
@@ -37,6 +45,8 @@ struct StepResult {
   int64_t correct = 0;
   int64_t samples = 0;
   at::Tensor predictions;  // int64, per sample, in micro-batch order
+  bool nonfinite = false;  // a NaN/Inf was seen on this rank (only without stop_on_nonfinite)
+  std::string nonfinite_where;
 };
 
 // Counters accumulated over steps until reset; every rank has the same layout, so rows
@@ -49,6 +59,9 @@ struct RankCounters {
   std::vector<std::array<double, 2>> bytes_sent, bytes_received, raw_bytes_sent, messages_sent;
   std::vector<std::array<double, 2>> error_sum, error_samples;  // relative error of sampled messages
   std::vector<std::array<double, 2>> encode_seconds_at, decode_seconds_at;  // share of encode/decode_seconds
+  // Share of wait_seconds the receiver was held back by the emulated link (--link), after the
+  // message itself had been transferred.
+  std::vector<std::array<double, 2>> link_wait_seconds_at;
 
   void reset();
   // Flat (name, value) row; names are identical on every rank.

@@ -49,6 +49,10 @@ class RunFile {
   // Number of rows already in a group (0 if absent): a resumed run continues from there.
   int64_t rows(const std::string& group) const;
 
+  // Keeps only the first `rows` rows of every dataset in a group, or of one dataset (resume
+  // from a checkpoint older than the last row written). Absent names are ignored.
+  void truncate(const std::string& group_or_dataset, int64_t rows);
+
   // Sets status ("complete" or "failed: <reason>") and end_time, flushes and closes.
   void finish(const std::string& status);
 

@@ -15,6 +15,11 @@
 #include "splitpipe/partition.hpp"
 #include "splitpipe/pipeline.hpp"
 
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
 namespace splitpipe {
 
 // What every rank knows about the data (broadcast from the edge, which alone reads it).
@@ -29,7 +34,13 @@ struct PassStats {
   int64_t samples = 0;
   double seconds = 0;
   at::Tensor confusion;  // [C, C] int64, rows = true class (edge only)
+  int64_t next_step = 0;      // the step after the last one run
+  bool interrupted = false;   // stopped early by SIGUSR1/SIGTERM (agreed by every rank)
+  int64_t skipped_steps = 0;  // optimizer steps skipped for NaN/Inf (--on-nonfinite skip-batch)
 };
+
+// Combines the statistics of two consecutive parts of one pass (a resumed epoch).
+PassStats merge(const PassStats& first, const PassStats& second);
 
 class Trainer {
  public:
@@ -53,6 +64,13 @@ class Trainer {
   PassStats evaluate();
 
   PipelineExecutor& executor();
+
+  // Checkpoint state of this rank: its stages' parameters and buffers, the optimizer's
+  // momentum buffers and the global RNG state (dropout).
+  void save_state(torch::serialize::OutputArchive& archive) const;
+  void load_state(torch::serialize::InputArchive& archive);
+  // FNV-1a over this rank's parameters and buffers: equal digests mean bit-identical weights.
+  std::string weights_digest() const;
 
  private:
   struct Impl;

@@ -20,6 +20,9 @@ class Transport {
   // Blocks until the transfer completes; returns the bytes transferred. Throws Error on failure
   // (e.g. a message larger than the posted capacity), naming the peer and the tag.
   virtual size_t wait(Ticket ticket) = 0;
+  // Of the last wait(): the seconds it was held back by an emulated link after the transfer
+  // itself had completed (0 for a real transport), so callers can log the link's share.
+  virtual double last_wait_link_seconds() const { return 0; }
 };
 
 }  // namespace splitpipe

@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
 #include <sstream>
+#include <type_traits>
 
 #include "splitpipe/codec.hpp"
 #include "splitpipe/config.hpp"
@@ -31,6 +33,16 @@ std::string join_ints(const std::vector<int64_t>& values, const char* sep) {
   return text;
 }
 
+// Digits only, within uint64_t: a sign or anything else names the option.
+uint64_t parse_unsigned(const std::string& text, const std::string& option) {
+  const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  try {
+    if (digits) return std::stoull(text);
+  } catch (const std::out_of_range&) {
+  }
+  throw UsageError("--" + option + ": '" + text + "' is not an integer in [0, 2^64)");
+}
+
 // Registers options into per-section descriptions and remembers how to print each value.
 class OptionTable {
  public:
@@ -46,9 +58,21 @@ class OptionTable {
     return *sections_.back().description;
   }
 
+  // The default is shown as to_text prints it ("0.05", not Boost's "0.050000000000000003").
   template <class T>
   void add(const std::string& sec, const char* name, T* field, const char* help) {
-    current(sec).add_options()(name, po::value<T>(field)->default_value(*field), help);
+    if constexpr (std::is_unsigned_v<T>) {
+      // Boost converts "-1" to an unsigned type by wrapping around: read the text instead.
+      current(sec).add_options()(name,
+                                 po::value<std::string>()
+                                     ->default_value(to_text(*field))
+                                     ->notifier([field, name](const std::string& text) {
+                                       *field = static_cast<T>(parse_unsigned(text, name));
+                                     }),
+                                 help);
+    } else {
+      current(sec).add_options()(name, po::value<T>(field)->default_value(*field, to_text(*field)), help);
+    }
     entries_.push_back({sec, name, [field] { return to_text(*field); }});
   }
   void flag(const std::string& sec, const char* name, bool* field, const char* help) {
@@ -158,6 +182,24 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.section("compress", "Compression of boundary traffic");
   t.add("compress", "fwd-codec", &c.fwd_codec, "codec for activations (edge -> server -> edge), e.g. quant:bits=8");
   t.add("compress", "bwd-codec", &c.bwd_codec, "codec for gradients, e.g. sortquant:bits=6,split=2");
+
+  t.section("link", "Emulated edge link (edge <-> server messages only)");
+  t.add("link", "link", &c.link,
+        "bandwidth=B[,latency=T][,direction=both|up|down], e.g. bandwidth=100Mbit,latency=5ms "
+        "(units: bit/kbit/Mbit/Gbit per second; us/ms/s); empty: no emulation");
+
+  t.section("reliability", "Checkpoints and failures");
+  t.add("reliability", "checkpoint-dir", &c.checkpoint_dir,
+        "directory for checkpoints (one sub-directory per checkpoint; empty: none)");
+  t.add("reliability", "checkpoint-every", &c.checkpoint_every, "epochs between checkpoints");
+  t.flag("reliability", "resume", &c.resume,
+         "continue from the newest complete checkpoint in --checkpoint-dir, appending to --output");
+  t.add("reliability", "comm-timeout", &c.comm_timeout,
+        "seconds a rank waits without progress before it stops the whole job (0: forever)");
+  t.add("reliability", "on-nonfinite", &c.on_nonfinite,
+        "NaN/Inf in the loss or a boundary tensor: stop | skip-batch (skip the optimizer step)");
+  t.add("reliability", "fault-inject", &c.fault_inject,
+        "for tests: rank=R,step=S,mode=crash|hang|exception (S counts optimizer steps from 0 over the run)");
 }
 
 // Boost.PO names options of section [train] "train.epochs": map them back to "epochs" and
@@ -166,8 +208,17 @@ po::parsed_options parse_ini(const std::string& path, const po::options_descript
                              const OptionTable& table) {
   std::ifstream in(path);
   if (!in) throw UsageError("cannot read config file '" + path + "': " + std::strerror(errno));
+  // A directory opens as a stream that reads nothing: it would silently act as an empty file.
+  if (std::filesystem::is_directory(path))
+    throw UsageError("cannot read config file '" + path + "': " + std::strerror(EISDIR));
   po::options_description none;
-  po::parsed_options parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
+  po::parsed_options parsed = [&] {
+    try {
+      return po::parse_config_file(in, none, /*allow_unregistered=*/true);
+    } catch (const po::error& e) {
+      throw UsageError("config file '" + path + "': " + e.what());
+    }
+  }();
   for (auto& option : parsed.options) {
     std::string key = option.string_key;
     const auto dot = key.rfind('.');
@@ -249,7 +300,12 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
     }
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
-      po::store(parse_ini(path, all, table), vm);  // stored second: the command line wins
+      const po::parsed_options from_file = parse_ini(path, all, table);
+      try {
+        po::store(from_file, vm);  // stored second: the command line wins
+      } catch (const po::error& e) {
+        throw UsageError("config file '" + path + "': " + e.what() + " (see --help)");
+      }
     }
     po::notify(vm);
   } catch (const po::error& e) {

@@ -1,9 +1,12 @@
 // Range and name checks that Boost's typed parsing cannot do. Every message names the option.
 #include <algorithm>
+#include <cmath>
 
 #include "splitpipe/codec.hpp"
 #include "splitpipe/config.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/fault.hpp"
+#include "splitpipe/link.hpp"
 #include "splitpipe/model.hpp"
 
 #ifndef SPLITPIPE_VERSION
@@ -45,9 +48,9 @@ void validate(const RunConfig& c) {
   require(c.data.synthetic_test >= 1, "synthetic-test", "must be >= 1");
   require(c.epochs >= 1, "epochs", "must be >= 1, got " + std::to_string(c.epochs));
   require(c.batch_size >= 1, "batch-size", "must be >= 1, got " + std::to_string(c.batch_size));
-  require(c.lr > 0, "lr", "must be > 0");
+  require(std::isfinite(c.lr) && c.lr > 0, "lr", "must be a finite number > 0");
   require(c.momentum >= 0 && c.momentum < 1, "momentum", "must be in [0, 1)");
-  require(c.weight_decay >= 0, "weight-decay", "must be >= 0");
+  require(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "weight-decay", "must be a finite number >= 0");
   require(!c.nesterov || c.momentum > 0, "nesterov", "needs --momentum > 0");
   require_one_of(c.lr_schedule, "lr-schedule", {"constant", "step", "cosine"});
   require(c.warmup_epochs >= 0 && c.warmup_epochs < c.epochs, "warmup-epochs",
@@ -72,6 +75,12 @@ void validate(const RunConfig& c) {
       throw UsageError(std::string("--") + option + ": " + e.what());
     }
   }
+  require(c.checkpoint_every >= 1, "checkpoint-every", "must be >= 1, got " + std::to_string(c.checkpoint_every));
+  require(!c.resume || !c.checkpoint_dir.empty(), "resume", "needs --checkpoint-dir (where to find the checkpoint)");
+  require(c.comm_timeout >= 0, "comm-timeout", "must be >= 0 seconds (0: wait forever)");
+  require_one_of(c.on_nonfinite, "on-nonfinite", {"stop", "skip-batch"});
+  if (!c.fault_inject.empty()) parse_fault_spec(c.fault_inject);
+  if (!c.link.empty()) parse_link_spec(c.link);
 }
 
 }  // namespace splitpipe

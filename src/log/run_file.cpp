@@ -412,6 +412,33 @@ int64_t RunFile::rows(const std::string& group) const {
   });
 }
 
+void RunFile::truncate(const std::string& name, int64_t rows) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "truncate '" + name + "' to " + std::to_string(rows) + " rows", [&] {
+    auto shrink = [rows](H5::DataSet dataset) {
+      const H5::DataSpace space = dataset.getSpace();
+      std::vector<hsize_t> dims(static_cast<size_t>(space.getSimpleExtentNdims()));
+      space.getSimpleExtentDims(dims.data());
+      if (!dims.empty() && dims[0] > static_cast<hsize_t>(rows)) {
+        dims[0] = static_cast<hsize_t>(rows);
+        dataset.extend(dims.data());
+      }
+    };
+    auto parts = split_path(name);
+    const std::string leaf = parts.back();
+    parts.pop_back();
+    const std::optional<H5::Group> parent = walk_groups(self.root(), parts, false);
+    if (!parent || !parent->nameExists(leaf)) return;
+    if (parent->childObjType(leaf) == H5O_TYPE_DATASET) {
+      shrink(parent->openDataSet(leaf));
+    } else {
+      const H5::Group group = parent->openGroup(leaf);
+      for (const auto& column : dataset_names(group)) shrink(group.openDataSet(column));
+    }
+    self.flush();
+  });
+}
+
 void RunFile::finish(const std::string& status) {
   Impl& self = Impl::live(impl_);
   set_attribute("status", status);

@@ -85,9 +85,16 @@ at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
   if (tickets_.at(microbatch) < 0)
     throw std::logic_error("receive of micro-batch " + std::to_string(microbatch) + " was never posted");
   auto start = Clock::now();
-  const size_t bytes = transport_.wait(tickets_[microbatch]);
+  size_t bytes = 0;
+  try {
+    bytes = transport_.wait(tickets_[microbatch]);
+  } catch (const Error& e) {
+    throw Error(std::string("waiting for the ") + (gradient_ ? "gradient" : "activation") + " of boundary " +
+                std::to_string(boundary_) + ", micro-batch " + std::to_string(microbatch) + ": " + e.what());
+  }
   tickets_[microbatch] = -1;
   counters.wait_seconds += seconds_since(start);
+  counters.link_wait_seconds_at.at(boundary_)[gradient_] += transport_.last_wait_link_seconds();
   counters.bytes_received.at(boundary_)[gradient_] += static_cast<double>(bytes);
   start = Clock::now();
   at::Tensor x;

@@ -1,6 +1,7 @@
 // The one small loop that runs a schedule: each action is a forward, a backward, or a
 // transfer through a boundary channel.
 #include <chrono>
+#include <cmath>
 #include <map>
 
 #include "boundary_channel.hpp"
@@ -55,7 +56,7 @@ struct PipelineExecutor::Impl {
     counters.bytes_sent.assign(std::max(S - 1, 0), {0, 0});
     for (auto* table : {&counters.bytes_received, &counters.raw_bytes_sent, &counters.messages_sent,
                         &counters.error_sum, &counters.error_samples, &counters.encode_seconds_at,
-                        &counters.decode_seconds_at})
+                        &counters.decode_seconds_at, &counters.link_wait_seconds_at})
       *table = counters.bytes_sent;
 
     auto boundary_shape = [&](int last_block) {
@@ -116,7 +117,9 @@ struct PipelineExecutor::Impl {
       // gradient equals the gradient of the whole mini-batch.
       st.losses[mb] = loss_sum / static_cast<double>(batch->batch_size);
       const at::Tensor predicted = out.argmax(1);
-      result.loss_sum += loss_sum.item<double>();
+      const double loss_value = loss_sum.item<double>();
+      check_finite(loss_value, st, mb, "loss", result);
+      result.loss_sum += loss_value;
       result.correct += predicted.eq(labels).sum().item<int64_t>();
       result.samples += labels.size(0);
       predictions.push_back(predicted.to(at::kCPU));
@@ -124,6 +127,22 @@ struct PipelineExecutor::Impl {
       st.outputs[mb] = out;
     }
     counters.forward_seconds += seconds_since(start);
+  }
+
+  // A NaN/Inf stops the run where it appears (naming stage and micro-batch; the trainer adds
+  // the step) or, with --on-nonfinite skip-batch, marks the step so no rank applies it.
+  void check_finite(double value, const LocalStage& st, int mb, const char* what, StepResult& result) {
+    if (std::isfinite(value)) return;
+    const std::string where = std::string("non-finite ") + what + " in stage " + std::to_string(st.plan.stage) + " (" +
+                              st.plan.role + ", blocks " + std::to_string(st.plan.first_block) + "-" +
+                              std::to_string(st.plan.end_block - 1) + "), micro-batch " + std::to_string(mb);
+    if (options.stop_on_nonfinite) throw NonFiniteError(where);
+    if (!result.nonfinite) result.nonfinite_where = where;
+    result.nonfinite = true;
+  }
+  void check_finite(const at::Tensor& x, const LocalStage& st, int mb, const char* what, StepResult& result) {
+    // One reduction: any NaN or Inf makes the sum non-finite.
+    check_finite(x.sum().item<double>(), st, mb, what, result);
   }
 
   void backward(LocalStage& st, int mb) {
@@ -167,6 +186,7 @@ struct PipelineExecutor::Impl {
           forward(st, mb, batch, result);
           break;
         case ActionType::SendActivation:
+          check_finite(st.outputs[mb], st, mb, "activation", result);
           outbound.at({a.stage, false})->send(mb, st.outputs[mb].detach(), counters);
           if (!train) st.outputs[mb] = at::Tensor();
           break;
@@ -179,6 +199,7 @@ struct PipelineExecutor::Impl {
         case ActionType::SendGradient: {
           at::Tensor grad = st.inputs[mb].grad();
           if (!grad.defined()) grad = at::zeros_like(st.inputs[mb]);
+          check_finite(grad, st, mb, "gradient", result);
           outbound.at({a.stage - 1, true})->send(mb, grad, counters);
           st.inputs[mb] = at::Tensor();
           break;

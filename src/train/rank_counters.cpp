@@ -5,7 +5,7 @@ namespace splitpipe {
 void RankCounters::reset() {
   forward_seconds = backward_seconds = encode_seconds = decode_seconds = wait_seconds = step_seconds = 0;
   for (auto* table : {&bytes_sent, &bytes_received, &raw_bytes_sent, &messages_sent, &error_sum, &error_samples,
-                      &encode_seconds_at, &decode_seconds_at})
+                      &encode_seconds_at, &decode_seconds_at, &link_wait_seconds_at})
     for (auto& cell : *table) cell = {0.0, 0.0};
 }
 
@@ -25,6 +25,7 @@ std::vector<std::pair<std::string, double>> RankCounters::row() const {
       row.emplace_back(prefix + "messages", messages_sent[b][g]);
       row.emplace_back(prefix + "encode_seconds", encode_seconds_at[b][g]);
       row.emplace_back(prefix + "decode_seconds", decode_seconds_at[b][g]);
+      row.emplace_back(prefix + "link_wait_seconds", link_wait_seconds_at[b][g]);
       row.emplace_back(prefix + "rel_error", error_samples[b][g] > 0 ? error_sum[b][g] / error_samples[b][g] : 0.0);
     }
   return row;

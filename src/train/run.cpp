@@ -4,12 +4,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
 
+#include "interrupt.hpp"
+#include "splitpipe/checkpoint.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/link.hpp"
 #include "splitpipe/run_file.hpp"
 #include "splitpipe/trainer.hpp"
 
@@ -73,20 +77,51 @@ std::optional<DatasetSplits> load_on_edge(const RunConfig& config, const MpiTran
   return data;
 }
 
-// The run file is opened by rank 0; a refusal (file exists) stops every rank.
-std::optional<RunFile> open_run_file(const RunConfig& config, const MpiTransport& world, std::string& path) {
+// The run file is opened by rank 0; a refusal (file exists) stops every rank. A resumed run
+// reopens the file its checkpoint names and drops rows written after the checkpoint.
+std::optional<RunFile> open_run_file(const RunConfig& config, const MpiTransport& world, std::string& path,
+                                     const std::optional<CheckpointPosition>& resumed) {
   std::optional<RunFile> file;
   std::optional<std::string> error;
   if (world.rank() == 0) {
-    path = config.output.empty() ? default_output(config) : config.output;
     try {
-      file = RunFile::create(path, config.overwrite);
+      if (resumed) {
+        path = config.output.empty() ? resumed->run_file : config.output;
+        file = RunFile::open_existing(path);
+        file->truncate("epochs", resumed->rows);
+        file->truncate("confusion", resumed->rows);
+        for (int r = 0; r < world.size(); ++r) file->truncate("ranks/rank" + std::to_string(r), resumed->rows);
+        file->set_attribute("status", std::string("running"));
+      } else {
+        path = config.output.empty() ? default_output(config) : config.output;
+        file = RunFile::create(path, config.overwrite);
+      }
     } catch (const Error& e) {
       error = e.what();
     }
   }
   world.agree_on(error);
   return file;
+}
+
+// A fresh run never mixes its checkpoints with an older run's: refused unless --overwrite,
+// which removes the old ones first.
+void prepare_checkpoint_dir(const RunConfig& config, const MpiTransport& world) {
+  if (config.checkpoint_dir.empty() || config.resume) return;
+  std::optional<std::string> error;
+  if (world.rank() == 0) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    std::vector<fs::path> old;
+    for (const auto& entry : fs::directory_iterator(config.checkpoint_dir, ec))
+      if (entry.is_directory() && entry.path().filename().string().rfind("epoch-", 0) == 0) old.push_back(entry.path());
+    if (!old.empty() && !config.overwrite)
+      error = "--checkpoint-dir '" + config.checkpoint_dir + "' already holds " + std::to_string(old.size()) +
+              " checkpoint(s): add --resume to continue that run, or --overwrite to delete them and start over";
+    else
+      for (const auto& dir : old) fs::remove_all(dir, ec);
+  }
+  world.agree_on(error, 2);
 }
 
 void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer& trainer, const MpiTransport& world,
@@ -194,6 +229,7 @@ void run(const RunConfig& config, MpiTransport& world) {
                      std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks));
   check_devices(config);
   at::set_num_threads(config.threads);
+  world.set_timeout(config.comm_timeout);
   const bool root = world.rank() == 0;
 
   const auto data = load_on_edge(config, world);
@@ -228,23 +264,32 @@ void run(const RunConfig& config, MpiTransport& world) {
     return;
   }
 
+  prepare_checkpoint_dir(config, world);
+  std::optional<CheckpointPosition> resumed;
+  if (config.resume) resumed = load_checkpoint(config.checkpoint_dir, trainer, config.model, world);
   std::string path;
-  auto file = open_run_file(config, world, path);
+  auto file = open_run_file(config, world, path, resumed);
+  install_interrupt_handlers();
   const auto hosts = world.gather_strings(hostname());
   const auto names = rank_row(trainer.executor().counters(), 0);
   std::vector<std::vector<double>> totals(world.size(), std::vector<double>(names.size(), 0.0));
   try {
     if (root) {
-      write_static_metadata(*file, config, trainer, world, hosts);
+      if (!resumed) write_static_metadata(*file, config, trainer, world, hosts);
       std::cout << "model " << config.model << ": " << trainer.blocks().size() << " blocks, "
                 << total_parameters(trainer.blocks()) << " parameters\n"
                 << plan.format(trainer.blocks()) << "schedule " << config.schedule << ", " << config.chunks
                 << " chunks, batch " << config.batch_size << ", " << trainer.steps_per_epoch()
                 << " steps/epoch, threads " << config.threads << "; fwd codec " << config.fwd_codec << ", bwd codec "
-                << config.bwd_codec << "\nwriting " << path << "\n";
+                << config.bwd_codec << (config.link.empty() ? "" : "; link " + parse_link_spec(config.link).describe()) << "\n"
+                << (resumed ? "resuming from epoch " + std::to_string(resumed->epoch + 1) + " step " +
+                                  std::to_string(resumed->step) + ", appending to "
+                            : "writing ")
+                << path << "\n";
     }
     const auto run_start = Clock::now();
-    for (int epoch = 0; epoch < config.epochs; ++epoch) {
+    const int first_epoch = resumed ? resumed->epoch : 0;
+    for (int epoch = first_epoch; epoch < config.epochs; ++epoch) {
       trainer.executor().counters().reset();
       auto last_print = Clock::now();
       const Trainer::Progress progress = [&](int64_t step, int64_t steps, const PassStats& so_far) {
@@ -259,54 +304,88 @@ void run(const RunConfig& config, MpiTransport& world) {
                   << fixed(so_far.samples / std::max(so_far.seconds, 1e-9), 0) << " samples/s" << std::endl;
       };
       const auto epoch_start = Clock::now();
-      const PassStats train = trainer.train(epoch, 0, -1, progress);
+      const int64_t first_step = resumed && epoch == resumed->epoch ? resumed->step : 0;
+      PassStats train = trainer.train(epoch, first_step, -1, progress);
+      if (first_step > 0 && root) {  // the part of this epoch before the checkpoint
+        PassStats before;
+        before.samples = resumed->samples;
+        before.loss = resumed->samples ? resumed->loss_sum / resumed->samples : 0;
+        before.accuracy = resumed->samples ? resumed->correct / resumed->samples : 0;
+        before.seconds = resumed->seconds;
+        before.skipped_steps = resumed->skipped_steps;
+        before.confusion = resumed->confusion;
+        train = merge(before, train);
+      }
+      if (train.interrupted) {
+        CheckpointPosition position{epoch, train.next_step, epoch, path, train.loss * train.samples,
+                                    train.accuracy * train.samples, train.seconds, train.samples,
+                                    train.skipped_steps, train.confusion};
+        const std::string where = config.checkpoint_dir.empty()
+                                      ? std::string("no --checkpoint-dir, nothing saved")
+                                      : "checkpoint " + save_checkpoint(config.checkpoint_dir, position, trainer,
+                                                                        config.model, world);
+        throw InterruptedError("stopped by SIGUSR1/SIGTERM at epoch " + std::to_string(epoch + 1) + " step " +
+                               std::to_string(train.next_step) + "; " + where +
+                               (config.checkpoint_dir.empty() ? "" : "; continue with --resume"));
+      }
       const PassStats test = trainer.evaluate();
       const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       const auto row = rank_row(trainer.executor().counters(), epoch_seconds);
       std::vector<double> values;
       for (const auto& [name, value] : row) values.push_back(value);
       const auto gathered = world.gather(values);
-      if (!root) continue;
-
-      const double samples_per_second = train.samples / train.seconds;
-      const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
-      file->append_row("epochs", {{"epoch", epoch + 1.0},
-                                  {"lr", trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1)},
-                                  {"train_loss", train.loss},
-                                  {"train_acc", train.accuracy},
-                                  {"test_loss", test.loss},
-                                  {"test_acc", test.accuracy},
-                                  {"epoch_seconds", epoch_seconds},
-                                  {"samples_per_second", samples_per_second},
-                                  {"peak_rss_bytes", peak_rss_bytes()}});
-      file->append_matrix("confusion", test.confusion);
-      for (int r = 0; r < world.size(); ++r) {
-        std::vector<std::pair<std::string, double>> rank_values;
-        for (size_t i = 0; i < names.size(); ++i) {
-          rank_values.emplace_back(names[i].first, gathered[r][i]);
-          totals[r][i] += gathered[r][i];
+      if (root) {
+        const double samples_per_second = train.samples / train.seconds;
+        const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
+        file->append_row("epochs", {{"epoch", epoch + 1.0},
+                                    {"lr", trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1)},
+                                    {"train_loss", train.loss},
+                                    {"train_acc", train.accuracy},
+                                    {"test_loss", test.loss},
+                                    {"test_acc", test.accuracy},
+                                    {"epoch_seconds", epoch_seconds},
+                                    {"samples_per_second", samples_per_second},
+                                    {"skipped_steps", static_cast<double>(train.skipped_steps)},
+                                    {"peak_rss_bytes", peak_rss_bytes()}});
+        file->append_matrix("confusion", test.confusion);
+        for (int r = 0; r < world.size(); ++r) {
+          std::vector<std::pair<std::string, double>> rank_values;
+          for (size_t i = 0; i < names.size(); ++i) {
+            rank_values.emplace_back(names[i].first, gathered[r][i]);
+            totals[r][i] += gathered[r][i];
+          }
+          file->append_row("ranks/rank" + std::to_string(r), rank_values);
         }
-        file->append_row("ranks/rank" + std::to_string(r), rank_values);
+        const double eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1);
+        std::cout << "epoch " << epoch + 1 << "/" << config.epochs << "  train loss " << fixed(train.loss, 4) << " acc "
+                  << fixed(100 * train.accuracy, 2) << "%  test loss " << fixed(test.loss, 4) << " acc "
+                  << fixed(100 * test.accuracy, 2) << "%  " << fixed(samples_per_second, 0) << " samples/s  "
+                  << fixed(epoch_seconds, 1) << " s  elapsed " << fixed(elapsed, 1) << " s  ETA " << fixed(eta, 1)
+                  << " s" << std::endl;
       }
-      const double eta = elapsed / (epoch + 1) * (config.epochs - epoch - 1);
-      std::cout << "epoch " << epoch + 1 << "/" << config.epochs << "  train loss " << fixed(train.loss, 4) << " acc "
-                << fixed(100 * train.accuracy, 2) << "%  test loss " << fixed(test.loss, 4) << " acc "
-                << fixed(100 * test.accuracy, 2) << "%  " << fixed(samples_per_second, 0) << " samples/s  "
-                << fixed(epoch_seconds, 1) << " s  elapsed " << fixed(elapsed, 1) << " s  ETA " << fixed(eta, 1) << " s"
-                << std::endl;
+      const bool last = epoch + 1 == config.epochs;
+      if (!config.checkpoint_dir.empty() && ((epoch + 1) % config.checkpoint_every == 0 || last))
+        save_checkpoint(config.checkpoint_dir, CheckpointPosition{epoch + 1, 0, epoch + 1, path}, trainer, config.model,
+                        world);
     }
+    // Equal digests on every rank mean bit-identical weights (resume tests compare them).
+    const auto digests = world.gather_strings(trainer.weights_digest());
     if (root) {
+      std::string digest_list;
+      for (size_t r = 0; r < digests.size(); ++r) digest_list += (r ? "," : "") + digests[r];
+      file->set_attribute("weights_digest", digest_list);
+      const int epochs_run = config.epochs - first_epoch;
       for (auto& rank_totals : totals)  // ratios are per epoch; report their mean
         for (size_t i = 0; i < names.size(); ++i)
           if (names[i].first.find("rel_error") != std::string::npos || names[i].first == "bubble_fraction" ||
               names[i].first == "peak_rss_bytes")
-            rank_totals[i] /= config.epochs;
+            rank_totals[i] /= std::max(epochs_run, 1);
       print_time_table(plan, names, totals);
       file->finish("complete");
       std::cout << "wrote " << path << std::endl;
     }
   } catch (const std::exception& e) {
-    if (file) file->finish(std::string("failed: ") + e.what());
+    if (file) file->finish(std::string(dynamic_cast<const InterruptedError*>(&e) ? "interrupted: " : "failed: ") + e.what());
     throw;
   }
 }

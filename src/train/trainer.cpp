@@ -1,6 +1,11 @@
 #include <chrono>
+#include <iostream>
+#include <optional>
 
+#include "interrupt.hpp"
+#include "splitpipe/emulated_link.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/fault.hpp"
 #include "splitpipe/trainer.hpp"
 
 namespace splitpipe {
@@ -39,10 +44,12 @@ struct Trainer::Impl {
   std::vector<Block> blocks;
   PartitionPlan plan;
   LrSchedule lr;
+  std::unique_ptr<EmulatedLinkTransport> link;  // --link; declared before the executor, which uses it
   std::unique_ptr<PipelineExecutor> executor;
   std::unique_ptr<torch::optim::SGD> optimizer;
   std::unique_ptr<BatchOrder> order;
   std::map<std::pair<int, bool>, Schedule> schedules;
+  std::optional<FaultSpec> fault;
 
   Impl(const RunConfig& c, MpiTransport& w, const DatasetSplits* d, const std::vector<double>& block_seconds)
       : config(c), world(w), data(w.rank() == 0 ? d : nullptr) {
@@ -58,8 +65,9 @@ struct Trainer::Impl {
                     config.lr_step_epochs, config.lr_gamma, steps};
     PipelineOptions options{config.fwd_codec, config.bwd_codec,
                             (config.batch_size + config.chunks - 1) / config.chunks, config.edge_device,
-                            config.server_device};
-    executor = std::make_unique<PipelineExecutor>(world, plan, blocks, options);
+                            config.server_device, config.on_nonfinite == "stop"};
+    if (!config.link.empty()) link = std::make_unique<EmulatedLinkTransport>(world, parse_link_spec(config.link));
+    executor = std::make_unique<PipelineExecutor>(link ? static_cast<Transport&>(*link) : world, plan, blocks, options);
     const auto params = executor->parameters();
     if (!params.empty())
       optimizer = std::make_unique<torch::optim::SGD>(
@@ -67,6 +75,7 @@ struct Trainer::Impl {
                       .momentum(config.momentum)
                       .weight_decay(config.weight_decay)
                       .nesterov(config.nesterov));
+    if (!config.fault_inject.empty()) fault = parse_fault_spec(config.fault_inject);
     if (data) order = std::make_unique<BatchOrder>(meta.train_size, config.batch_size, true, config.seed);
   }
 
@@ -130,10 +139,35 @@ struct Trainer::Impl {
           static_cast<torch::optim::SGDOptions&>(group.options()).lr(rate);
         optimizer->zero_grad();
       }
-      const StepResult result = executor->run(schedule(microbatches, false), batch ? &*batch : nullptr, true);
-      if (optimizer) optimizer->step();
-      accumulate(stats, result, batch ? &*batch : nullptr);
+      const int64_t global_step = epoch * steps + b;
+      if (fault) inject_fault_if_due(*fault, world.rank(), global_step);
+      StepResult result;
+      try {
+        result = executor->run(schedule(microbatches, false), batch ? &*batch : nullptr, true);
+      } catch (const NonFiniteError& e) {
+        throw NonFiniteError(std::string(e.what()) + ", step " + std::to_string(b) + " of epoch " +
+                             std::to_string(epoch + 1) + "; lower --lr or use --on-nonfinite skip-batch");
+      }
+      // Every rank must take the same decisions: skip this update, stop after it.
+      std::vector<int> flags{result.nonfinite ? 1 : 0, interrupt_signal()};
+      if (world.size() > 1) flags = world.max_over_ranks(flags);
+      stats.next_step = b + 1;
+      if (flags[0]) {
+        if (optimizer) optimizer->zero_grad();
+        ++stats.skipped_steps;
+        if (world.rank() == 0)
+          std::cerr << "splitpipe: warning: skipped step " << b << " of epoch " << epoch + 1 << ": "
+                    << (result.nonfinite ? result.nonfinite_where : std::string("non-finite values on another rank"))
+                    << std::endl;
+      } else {
+        if (optimizer) optimizer->step();
+        accumulate(stats, result, batch ? &*batch : nullptr);
+      }
       if (progress) progress(b + 1, steps, finished(stats, start));
+      if (flags[1]) {
+        stats.interrupted = true;
+        break;
+      }
     }
     return finished(stats, start);
   }
@@ -179,5 +213,66 @@ PassStats Trainer::train(int epoch, int64_t first, int64_t count, const Progress
 }
 PassStats Trainer::evaluate() { return impl_->evaluate(); }
 PipelineExecutor& Trainer::executor() { return *impl_->executor; }
+
+void Trainer::save_state(torch::serialize::OutputArchive& archive) const {
+  for (const auto& [name, p] : impl_->executor->named_parameters()) archive.write("param/" + name, p, false);
+  for (const auto& [name, b] : impl_->executor->named_buffers()) archive.write("buffer/" + name, b, true);
+  if (impl_->optimizer) {
+    torch::serialize::OutputArchive state;
+    impl_->optimizer->save(state);
+    archive.write("optimizer", state);
+  }
+  archive.write("rng", at::detail::getDefaultCPUGenerator().get_state(), true);
+}
+
+void Trainer::load_state(torch::serialize::InputArchive& archive) {
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, p] : impl_->executor->named_parameters()) {
+    at::Tensor saved;
+    archive.read("param/" + name, saved);
+    p.copy_(saved);
+  }
+  for (const auto& [name, b] : impl_->executor->named_buffers()) {
+    at::Tensor saved;
+    archive.read("buffer/" + name, saved, true);
+    b.copy_(saved);
+  }
+  if (impl_->optimizer) {
+    torch::serialize::InputArchive state;
+    archive.read("optimizer", state);
+    impl_->optimizer->load(state);
+  }
+  at::Tensor rng;
+  archive.read("rng", rng, true);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(rng);
+}
+
+std::string Trainer::weights_digest() const {
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64
+  auto add = [&hash](const at::Tensor& t) {
+    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    const auto* bytes = static_cast<const uint8_t*>(c.data_ptr());
+    for (size_t i = 0; i < c.nbytes(); ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
+  };
+  for (const auto& [name, p] : impl_->executor->named_parameters()) add(p);
+  for (const auto& [name, b] : impl_->executor->named_buffers()) add(b);
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return text;
+}
+
+PassStats merge(const PassStats& first, const PassStats& second) {
+  PassStats merged = second;
+  merged.samples = first.samples + second.samples;
+  if (merged.samples > 0) {
+    merged.loss = (first.loss * first.samples + second.loss * second.samples) / merged.samples;
+    merged.accuracy = (first.accuracy * first.samples + second.accuracy * second.samples) / merged.samples;
+  }
+  merged.seconds = first.seconds + second.seconds;
+  merged.skipped_steps = first.skipped_steps + second.skipped_steps;
+  if (first.confusion.defined() && second.confusion.defined()) merged.confusion = first.confusion + second.confusion;
+  return merged;
+}
 
 }  // namespace splitpipe

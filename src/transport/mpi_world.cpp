@@ -1,5 +1,7 @@
 // MPI point-to-point transport and the collectives used for setup and metrics.
+#include <chrono>
 #include <climits>
+#include <thread>
 
 #include "splitpipe/error.hpp"
 #include "splitpipe/mpi_world.hpp"
@@ -76,53 +78,104 @@ Transport::Ticket MpiTransport::post_recv(int peer, int tag, uint8_t* data, size
   return t;
 }
 
+// Polls instead of MPI_Wait so that no rank waits forever: a peer that died without MPI
+// noticing, or hangs, turns into an error naming it after --comm-timeout seconds.
+void MpiTransport::complete(MPI_Request& request, MPI_Status* status, const std::function<std::string()>& what) const {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  for (long polls = 0;; ++polls) {
+    int done = 0;
+    const int code = MPI_Test(&request, &done, status);
+    if (code != MPI_SUCCESS) check_mpi(code, what());
+    if (done) return;
+    // Yield after a short spin: with more ranks than cores the peer we wait for needs the CPU.
+    if (polls > 64) std::this_thread::yield();
+    if (timeout_seconds_ > 0 && (polls & 1023) == 0 &&
+        std::chrono::duration<double>(Clock::now() - start).count() > timeout_seconds_)
+      throw Error("no progress for " + std::to_string(static_cast<int>(timeout_seconds_)) + " s (--comm-timeout) in " +
+                  what() + "; that rank has probably died or hung");
+  }
+}
+
 size_t MpiTransport::wait(Ticket ticket) {
   Slot& slot = slots_.at(ticket);
   MPI_Status status;
-  const std::string what = std::string(slot.is_recv ? "receive from" : "send to") + " rank " +
-                           std::to_string(slot.peer) + " (tag " + std::to_string(slot.tag) + ")";
-  const int code = MPI_Wait(&slot.request, &status);
+  // Described only on failure: the steady state builds no strings.
+  auto what = [&slot] {
+    return std::string(slot.is_recv ? "receive from" : "send to") + " rank " + std::to_string(slot.peer) + " (tag " +
+           std::to_string(slot.tag) + ")";
+  };
+  try {
+    complete(slot.request, &status, what);
+  } catch (...) {
+    free_.push_back(ticket);
+    if (slot.request != MPI_REQUEST_NULL) {
+      if (slot.is_recv) MPI_Cancel(&slot.request);
+      MPI_Request_free(&slot.request);
+    }
+    throw;
+  }
   free_.push_back(ticket);
-  if (code != MPI_SUCCESS && slot.is_recv && status.MPI_ERROR == MPI_ERR_TRUNCATE)
-    throw Error(what + ": message larger than the " + std::to_string(slot.capacity) + "-byte buffer posted for it");
-  check_mpi(code, what);
   if (!slot.is_recv) return slot.capacity;
   int count = 0;
   MPI_Get_count(&status, MPI_BYTE, &count);
+  if (static_cast<size_t>(count) > slot.capacity)
+    throw Error(what() + ": message larger than the " + std::to_string(slot.capacity) + "-byte buffer posted for it");
   return static_cast<size_t>(count);
+}
+
+void MpiTransport::finish_collective(MPI_Request& request, const char* name) const {
+  complete(request, MPI_STATUS_IGNORE, [name] { return std::string("collective ") + name; });
 }
 
 void MpiTransport::agree_on(const std::optional<std::string>& local_error, int exit_code) const {
   int mine = local_error ? rank_ : size_;
   int first = size_;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm_);
+  MPI_Request request;
+  MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm_, &request);
+  finish_collective(request, "agree_on");
   if (first == size_) return;
   std::string message = local_error ? *local_error : std::string();
-  int code = exit_code;
-  MPI_Bcast(&code, 1, MPI_INT, first, comm_);
+  std::vector<int64_t> code{exit_code};
+  broadcast(code, first);
   broadcast(message, first);
   if (first != 0) message = "rank " + std::to_string(first) + ": " + message;
-  throw CollectiveError(message, code);
+  throw CollectiveError(message, static_cast<int>(code.at(0)));
+}
+
+std::vector<int> MpiTransport::max_over_ranks(const std::vector<int>& values) const {
+  std::vector<int> result(values.size());
+  MPI_Request request;
+  MPI_Iallreduce(values.data(), result.data(), static_cast<int>(values.size()), MPI_INT, MPI_MAX, comm_, &request);
+  finish_collective(request, "max_over_ranks");
+  return result;
 }
 
 void MpiTransport::broadcast(std::string& text, int root) const {
-  int64_t length = static_cast<int64_t>(text.size());
-  MPI_Bcast(&length, 1, MPI_INT64_T, root, comm_);
-  text.resize(static_cast<size_t>(length));
-  MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, root, comm_);
+  std::vector<int64_t> length{static_cast<int64_t>(text.size())};
+  broadcast(length, root);
+  text.resize(static_cast<size_t>(length.at(0)));
+  MPI_Request request;
+  MPI_Ibcast(text.data(), static_cast<int>(text.size()), MPI_CHAR, root, comm_, &request);
+  finish_collective(request, "broadcast");
 }
 
 void MpiTransport::broadcast(std::vector<int64_t>& values, int root) const {
   int64_t length = static_cast<int64_t>(values.size());
-  MPI_Bcast(&length, 1, MPI_INT64_T, root, comm_);
+  MPI_Request request;
+  MPI_Ibcast(&length, 1, MPI_INT64_T, root, comm_, &request);
+  finish_collective(request, "broadcast");
   values.resize(static_cast<size_t>(length));
-  MPI_Bcast(values.data(), static_cast<int>(length), MPI_INT64_T, root, comm_);
+  MPI_Ibcast(values.data(), static_cast<int>(length), MPI_INT64_T, root, comm_, &request);
+  finish_collective(request, "broadcast");
 }
 
 std::vector<std::vector<double>> MpiTransport::gather(const std::vector<double>& values, int root) const {
   const int n = static_cast<int>(values.size());
   std::vector<double> all(rank_ == root ? static_cast<size_t>(n) * size_ : 0);
-  MPI_Gather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, root, comm_);
+  MPI_Request request;
+  MPI_Igather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, root, comm_, &request);
+  finish_collective(request, "gather");
   std::vector<std::vector<double>> result;
   if (rank_ == root)
     for (int r = 0; r < size_; ++r) result.emplace_back(all.begin() + r * n, all.begin() + (r + 1) * n);
@@ -132,7 +185,9 @@ std::vector<std::vector<double>> MpiTransport::gather(const std::vector<double>&
 std::vector<std::string> MpiTransport::gather_strings(const std::string& text, int root) const {
   int length = static_cast<int>(text.size());
   std::vector<int> lengths(size_);
-  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, comm_);
+  MPI_Request request;
+  MPI_Igather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, comm_, &request);
+  finish_collective(request, "gather_strings");
   std::vector<int> offsets(size_, 0);
   int total = 0;
   for (int r = 0; r < size_; ++r) {
@@ -140,13 +195,19 @@ std::vector<std::string> MpiTransport::gather_strings(const std::string& text, i
     total += lengths[r];
   }
   std::string all(rank_ == root ? total : 0, '\0');
-  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, root, comm_);
+  MPI_Igatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, root, comm_,
+               &request);
+  finish_collective(request, "gather_strings");
   std::vector<std::string> result;
   if (rank_ == root)
     for (int r = 0; r < size_; ++r) result.push_back(all.substr(offsets[r], lengths[r]));
   return result;
 }
 
-void MpiTransport::barrier() const { MPI_Barrier(comm_); }
+void MpiTransport::barrier() const {
+  MPI_Request request;
+  MPI_Ibarrier(comm_, &request);
+  finish_collective(request, "barrier");
+}
 
 }  // namespace splitpipe

@@ -1,0 +1,20 @@
+#include "interrupt.hpp"
+
+#include <csignal>
+
+namespace splitpipe {
+namespace {
+
+volatile std::sig_atomic_t received = 0;
+
+extern "C" void remember_signal(int signal) { received = signal; }
+
+}  // namespace
+
+void install_interrupt_handlers() {
+  for (int signal : {SIGUSR1, SIGTERM}) std::signal(signal, remember_signal);
+}
+
+int interrupt_signal() { return received; }
+
+}  // namespace splitpipe
