@@ -4,10 +4,13 @@
 
 #include "splitpipe/config.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/interrupt.hpp"
 #include "splitpipe/mpi_world.hpp"
 #include "splitpipe/trainer.hpp"
 
 int main(int argc, char** argv) {
+  // Before anything slow: a SIGUSR1 from the job script while MPI starts must not kill the rank.
+  splitpipe::install_interrupt_handlers();
   splitpipe::MpiSession mpi(&argc, &argv);
   splitpipe::MpiTransport world;
   const bool root = world.rank() == 0;

@@ -1,4 +1,4 @@
-#include "interrupt.hpp"
+#include "splitpipe/interrupt.hpp"
 
 #include <csignal>
 

@@ -10,7 +10,7 @@
 #include <iomanip>
 #include <iostream>
 
-#include "interrupt.hpp"
+#include "splitpipe/interrupt.hpp"
 #include "splitpipe/checkpoint.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/link.hpp"
@@ -224,6 +224,7 @@ void print_time_table(const PartitionPlan& plan, const std::vector<std::pair<std
 }  // namespace
 
 void run(const RunConfig& config, MpiTransport& world) {
+  install_interrupt_handlers();  // again, for callers other than main (tests)
   if (config.expect_ranks > 0 && config.expect_ranks != world.size())
     throw UsageError("this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
                      std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks));
@@ -269,7 +270,6 @@ void run(const RunConfig& config, MpiTransport& world) {
   if (config.resume) resumed = load_checkpoint(config.checkpoint_dir, trainer, config.model, world);
   std::string path;
   auto file = open_run_file(config, world, path, resumed);
-  install_interrupt_handlers();
   const auto hosts = world.gather_strings(hostname());
   const auto names = rank_row(trainer.executor().counters(), 0);
   std::vector<std::vector<double>> totals(world.size(), std::vector<double>(names.size(), 0.0));

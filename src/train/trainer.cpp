@@ -2,7 +2,7 @@
 #include <iostream>
 #include <optional>
 
-#include "interrupt.hpp"
+#include "splitpipe/interrupt.hpp"
 #include "splitpipe/emulated_link.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/fault.hpp"
