@@ -52,6 +52,12 @@ struct RunConfig {
   std::string edge_device = "cpu";
   std::string server_device = "cpu";
 
+  // [clients] several edge clients sharing the servers (src/train/clients.cpp)
+  int edge_ranks = 1;                      // E: ranks 0..E-1 are edge clients, E..N-1 servers
+  std::string shard = "iid";               // iid | label-skew:alpha=X
+  std::string client_mode = "sequential";  // sequential | parallel
+  int sync_every = 1;                      // parallel: average edge weights every N steps
+
   // [compress]
   std::string fwd_codec = "none";
   std::string bwd_codec = "none";
@@ -90,6 +96,9 @@ void validate(const RunConfig& config);
 
 // Splits "1,2,3" or "1x28x28" into integers; throws UsageError naming `option`.
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& option);
+
+// --shard "iid" or "label-skew:alpha=X" (X finite, > 0). Throws UsageError("--shard: ...").
+ShardSpec parse_shard_spec(const std::string& text);
 
 std::string splitpipe_version();  // project version + git describe
 

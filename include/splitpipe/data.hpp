@@ -85,6 +85,21 @@ class BatchOrder {
   at::Tensor order_;
 };
 
+// --- Shards of the training set, one per edge client ---
+
+struct ShardSpec {
+  std::string kind = "iid";  // iid | label-skew
+  double alpha = 0;          // label-skew: Dirichlet concentration (small: few labels per client)
+};
+
+// Splits [0, labels.size(0)) into `clients` disjoint shards that together cover every index,
+// each shard in ascending index order. iid: one seeded permutation cut into sizes that differ
+// by at most one. label-skew: for every label, proportions drawn from Dirichlet(alpha) over the
+// clients share out that label's samples. Throws Error naming the client whose shard holds
+// fewer than `min_samples` samples (less than one mini-batch).
+std::vector<at::Tensor> make_shards(const at::Tensor& labels, int64_t num_classes, int clients,
+                                    const ShardSpec& spec, uint64_t seed, int64_t min_samples);
+
 // Random crop (pad 4) and horizontal flip for CIFAR-style images [B,C,H,W], drawn from gen_seed.
 at::Tensor augment_crop_flip(const at::Tensor& images, uint64_t gen_seed);
 

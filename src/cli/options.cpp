@@ -179,6 +179,14 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("pipeline", "edge-device", &c.edge_device, "cpu | cuda");
   t.add("pipeline", "server-device", &c.server_device, "cpu | cuda");
 
+  t.section("clients", "Several edge clients (with mpirun: ranks 0..E-1 edge clients, E..N-1 servers)");
+  t.add("clients", "edge-ranks", &c.edge_ranks, "E: number of edge clients, each with its own shard of the training set");
+  t.add("clients", "shard", &c.shard,
+        "how the training set is split over the clients: iid | label-skew:alpha=X (Dirichlet over labels)");
+  t.add("clients", "client-mode", &c.client_mode,
+        "sequential (clients take turns, handing edge weights and optimizer state on) | parallel");
+  t.add("clients", "sync-every", &c.sync_every, "parallel mode: average the edge weights every N steps");
+
   t.section("compress", "Compression of boundary traffic");
   t.add("compress", "fwd-codec", &c.fwd_codec, "codec for activations (edge -> server -> edge), e.g. quant:bits=8");
   t.add("compress", "bwd-codec", &c.bwd_codec, "codec for gradients, e.g. sortquant:bits=6,split=2");

@@ -12,6 +12,7 @@
 
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/checkpoint.hpp"
+#include "splitpipe/clients.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/link.hpp"
 #include "splitpipe/run_file.hpp"
@@ -231,6 +232,7 @@ void run(const RunConfig& config, MpiTransport& world) {
   check_devices(config);
   at::set_num_threads(config.threads);
   world.set_timeout(config.comm_timeout);
+  if (config.edge_ranks > 1) return run_clients(config, world);  // several edge clients: src/train/clients.cpp
   const bool root = world.rank() == 0;
 
   const auto data = load_on_edge(config, world);

@@ -1,0 +1,129 @@
+// Sequential edge clients (--edge-ranks 2 --client-mode sequential) with np 3: clients 0 and 1,
+// one server. One epoch must give the weights of a single process that trains over client 0's
+// shard and then client 1's shard, each in its own seeded batch order, with one optimizer
+// whose momentum carries across: this is what the hand-off of the edge state promises.
+//
+// The reference is a plain loop over the model's blocks (no Trainer, no pipeline), computed on
+// every rank from the same seed, so each rank compares the parameters it holds.
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <map>
+
+#include "mpi_test.hpp"
+#include "splitpipe/clients.hpp"
+#include "splitpipe/config.hpp"
+#include "splitpipe/model.hpp"
+
+using namespace splitpipe;
+using splitpipe::testing::MpiTest;
+using splitpipe::testing::world_rank;
+using splitpipe::testing::world_size;
+
+namespace {
+
+constexpr double kTolerance = 1e-5;  // on |clients - reference| / max(1, |reference|)
+
+RunConfig make_config(const std::string& shard) {
+  const std::vector<std::string> args{"test_mpi", "--model", "lenet5", "--dataset", "synthetic",
+                                      "--synthetic-shape", "1x28x28", "--synthetic-classes", "10",
+                                      "--synthetic-train", "100", "--synthetic-test", "16", "--batch-size", "16",
+                                      "--seed", "5", "--threads", "1", "--edge-ranks", "2", "--shard", shard};
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data()).config;
+}
+
+using NamedTensors = std::map<std::string, at::Tensor>;
+
+// One process, all blocks, over the shards in `client_order`, one SGD throughout.
+NamedTensors reference(const RunConfig& config, const Dataset& train, const std::vector<at::Tensor>& shards,
+                       const std::vector<int>& client_order) {
+  torch::manual_seed(config.seed);
+  auto blocks = build_model({config.model, train.sample_shape(), train.num_classes, config.mlp_hidden});
+  std::vector<at::Tensor> params;
+  for (auto& block : blocks)
+    for (const auto& p : block.module->parameters()) params.push_back(p);
+  torch::optim::SGD sgd(params, torch::optim::SGDOptions(config.lr)
+                                    .momentum(config.momentum)
+                                    .weight_decay(config.weight_decay)
+                                    .nesterov(config.nesterov));
+  const int epoch = 0;
+  for (int client : client_order) {
+    const at::Tensor& shard = shards.at(client);
+    BatchOrder order(shard.size(0), config.batch_size, true, config.seed);
+    order.start_epoch(epoch);
+    for (int64_t b = 0; b < order.num_batches(); ++b) {
+      const at::Tensor index = shard.index_select(0, order.batch_indices(b));
+      at::Tensor x = train.inputs.index_select(0, index);
+      for (auto& block : blocks) x = block.module->forward(x);
+      const at::Tensor labels = train.labels.index_select(0, index);
+      const at::Tensor loss = torch::nn::functional::cross_entropy(
+                                  x, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                              static_cast<double>(labels.size(0));
+      sgd.zero_grad();
+      loss.backward();
+      sgd.step();
+    }
+  }
+  NamedTensors named;
+  for (size_t b = 0; b < blocks.size(); ++b)
+    for (const auto& item : blocks[b].module->named_parameters())
+      named[std::to_string(b) + "." + item.key()] = item.value().detach().clone();
+  return named;
+}
+
+double max_relative_difference(const std::vector<std::pair<std::string, at::Tensor>>& mine, const NamedTensors& ref) {
+  double worst = 0;
+  for (const auto& [name, value] : mine) {
+    const at::Tensor& r = ref.at(name);
+    worst = std::max(worst, ((value - r).abs() / r.abs().clamp_min(1.0)).max().item<double>());
+  }
+  return worst;
+}
+
+class SequentialClientsTest : public MpiTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(SequentialClientsTest, OneEpochEqualsSingleProcessOverShardsInClientOrder) {
+  if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
+  const RunConfig config = make_config(GetParam());
+  MpiTransport world;
+  const DatasetSplits data = load_dataset(config.data);  // synthetic: the same on every rank
+  const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
+                                  config.seed, config.batch_size);
+  SequentialClients clients(config, world, world_rank() < 2 ? &data : nullptr);
+  const auto turns = clients.train_epoch(0);
+
+  const bool server = world_rank() == 2;
+  EXPECT_EQ(clients.client(), server ? -1 : world_rank());
+  EXPECT_EQ(turns.size(), server ? 2u : 1u);
+  if (!server && turns.size() == 1) {
+    EXPECT_EQ(clients.shards().size(), 2u);
+    for (int c = 0; c < 2 && c < static_cast<int>(clients.shards().size()); ++c) EXPECT_TRUE(clients.shards()[c].equal(shards[c])) << "client " << c;
+    EXPECT_EQ(turns[0].client, world_rank());
+    EXPECT_EQ(turns[0].train.samples, shards[world_rank()].size(0)) << "a client trains over its own shard";
+    EXPECT_GT(turns[0].handoff_bytes, 0);
+  }
+
+  // After the epoch, client 0 (edge stages) and the server hold the weights.
+  if (Trainer* holder = clients.holder()) {
+    const auto mine = holder->executor().named_parameters();
+    EXPECT_FALSE(mine.empty());
+    const double in_order = max_relative_difference(mine, reference(config, data.train, shards, {0, 1}));
+    const double first_only = max_relative_difference(mine, reference(config, data.train, shards, {0}));
+    const double reversed = max_relative_difference(mine, reference(config, data.train, shards, {1, 0}));
+    EXPECT_LT(in_order, kTolerance) << "rank " << world_rank();
+    // Non-trivial: client 1's turn changed the weights, and the order of the turns matters.
+    EXPECT_GT(first_only, 1e-3) << "rank " << world_rank();
+    EXPECT_GT(reversed, 1e-3) << "rank " << world_rank();
+    const PassStats test = clients.evaluate();
+    if (world_rank() == 0) EXPECT_EQ(test.samples, 16);
+  } else {
+    EXPECT_EQ(world_rank(), 1) << "only client 1 holds no weights after the epoch";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shards, SequentialClientsTest, ::testing::Values("iid", "label-skew:alpha=0.5"),
+                         [](const auto& info) { return info.param == "iid" ? "iid" : "label_skew"; });
+
+}  // namespace
