@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Bad invocations of splitpipe, alone and under mpirun. Each row must:
+#   - exit with the expected code (2 for usage errors, 1 for data/output errors),
+#   - print exactly one line starting "splitpipe: error:" (over all ranks), containing the
+#     expected text (usually the option's name),
+#   - finish within the time limit (a hang is a failure), leave no core file and no stray
+#     process, and create or change no file (the existing --output keeps its bytes).
+# Prints a table of all rows; exits 1 listing the rows that failed.
+#
+# Usage: bad_inputs.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
+# SPLITPIPE_CLI_TIMEOUT (default 10) is the limit in seconds for a single process and for
+# mpirun with 2 ranks; mpirun gets that much per 2 ranks, because every rank spends ~2 s of
+# CPU loading LibTorch and a CI machine may have only 2 cores.
+set -u
+
+binary=$(realpath "$1")
+mpiexec=$2
+# CMake may pass the flag list with ';' separators.
+read -r -a mpirun_flags <<<"${3//;/ }"
+limit=${SPLITPIPE_CLI_TIMEOUT:-10}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/splitpipe_bad_inputs.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# Core files land in the working directory (core_pattern "core") only if they may be written.
+ulimit -c unlimited 2>/dev/null || ulimit -c "$(ulimit -H -c)" 2>/dev/null || true
+
+# --- Fixtures -------------------------------------------------------------------------------
+
+# A small valid IDX dataset (100 train, 100 test images) whose training images are then cut
+# off mid-stream, as an interrupted download would leave them.
+corrupt_dir=$work/corrupt-fashion-mnist
+mkdir -p "$corrupt_dir"
+write_idx() {  # FILE TYPE-BYTE DIMS...: a gzipped IDX file of zeros (class 0, black images)
+  local file=$1 type=$2 bytes=1
+  shift 2
+  {
+    # Big-endian magic 0x000008TT, then each dimension as a big-endian uint32.
+    local header=(0 0 8 "$type")
+    for dim in "$@"; do
+      header+=($((dim >> 24 & 255)) $((dim >> 16 & 255)) $((dim >> 8 & 255)) $((dim & 255)))
+      bytes=$((bytes * dim))
+    done
+    # shellcheck disable=SC2059 # the format is the escaped bytes themselves
+    printf "$(printf '\\x%02x' "${header[@]}")"
+    head -c "$bytes" /dev/zero
+  } | gzip -c >"$file"
+}
+write_idx "$corrupt_dir/train-images-idx3-ubyte.gz" 3 100 28 28
+write_idx "$corrupt_dir/train-labels-idx1-ubyte.gz" 1 100
+write_idx "$corrupt_dir/t10k-images-idx3-ubyte.gz" 3 100 28 28
+write_idx "$corrupt_dir/t10k-labels-idx1-ubyte.gz" 1 100
+full_size=$(stat -c %s "$corrupt_dir/train-images-idx3-ubyte.gz")
+truncate -s $((full_size / 2)) "$corrupt_dir/train-images-idx3-ubyte.gz"
+
+config_dir=$work/configs
+mkdir -p "$config_dir"
+printf '[train]\nepochs = 2\nepohcs = 3\n' >"$config_dir/unknown_key.ini"
+printf '[train]\nepochs = two\n' >"$config_dir/ill_typed.ini"
+
+# A CUDA LibTorch links libtorch_cuda; only without it must --*-device cuda be refused.
+has_cuda=0
+ldd "$binary" 2>/dev/null | grep -q 'libtorch_cuda\|libc10_cuda' && has_cuda=1
+
+# Small and fast wherever a run would otherwise go on to train.
+synthetic=(--dataset synthetic --synthetic-train 64 --synthetic-test 32 --epochs 1)
+
+# --- One row --------------------------------------------------------------------------------
+
+rows=0
+failed=()
+results=()
+existing_content="not a run file: must survive a refused run byte for byte"
+
+# row NAME NP CODE EXPECTED [SETUP=fn] -- ARGS...
+#   NP 0: run the binary directly; NP >= 1: under mpirun -np NP.
+#   SETUP: "existing-output" creates the --output file first; "output-is-dir" makes it a directory.
+row() {
+  local name=$1 np=$2 want_code=$3 expected=$4
+  shift 4
+  local setup=""
+  if [[ $1 == SETUP=* ]]; then
+    setup=${1#SETUP=}
+    shift
+  fi
+  [[ $1 == -- ]] && shift
+  rows=$((rows + 1))
+  local dir=$work/row$rows
+  mkdir -p "$dir"
+  local out=$dir/out.h5 log=$work/row$rows.log
+  case $setup in
+    existing-output) printf '%s\n' "$existing_content" >"$out" ;;
+    output-is-dir) mkdir -p "$out" ;;
+  esac
+  local before
+  before=$(cd "$dir" && find . -printf '%p %s %T@\n' | sort)
+
+  local command=("$binary" --output "$out" "$@")
+  local row_limit=$limit
+  if ((np > 0)); then
+    command=("$mpiexec" -np "$np" "${mpirun_flags[@]}" "${command[@]}")
+    row_limit=$((limit * ((np + 1) / 2)))
+  fi
+  local start end code
+  start=$(date +%s.%N)
+  (cd "$dir" && exec timeout --kill-after=5 "$row_limit" "${command[@]}") >"$log" 2>&1 </dev/null
+  code=$?
+  end=$(date +%s.%N)
+  local seconds
+  seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+
+  local problems=()
+  if ((code == 124 || code == 137)); then
+    problems+=("hung: killed after ${row_limit} s")
+  elif [[ $code != "$want_code" ]]; then
+    problems+=("exit code $code, expected $want_code")
+  fi
+  local error_lines
+  error_lines=$(grep -c '^splitpipe: error:' "$log")
+  ((error_lines == 1)) || problems+=("$error_lines lines 'splitpipe: error:', expected 1")
+  grep -q -F -- "$expected" <(grep '^splitpipe: error:' "$log") ||
+    problems+=("error line lacks '$expected'")
+  if grep -q -E 'Segmentation fault|core dumped|terminate called|Aborted|exited on signal|Backtrace|Exception raised from' "$log"; then
+    problems+=("crash or stack dump in the output")
+  fi
+  if compgen -G "$dir/core*" >/dev/null; then
+    problems+=("left a core file")
+  fi
+  if ((np > 0)) && pgrep -f -- "$dir/out.h5" >/dev/null; then
+    problems+=("ranks still running after mpirun returned")
+    pkill -KILL -f -- "$dir/out.h5"  # only this row's processes: the path is unique to it
+  fi
+  local after
+  after=$(cd "$dir" && find . -printf '%p %s %T@\n' | sort)
+  [[ $before == "$after" ]] || problems+=("files created or changed: $(diff <(echo "$before") <(echo "$after") | grep '^>' | cut -d' ' -f2 | tr '\n' ' ')")
+  if [[ $setup == existing-output && "$(cat "$out" 2>/dev/null)" != "$existing_content" ]]; then
+    problems+=("the existing --output file was changed")
+  fi
+
+  local message
+  message=$(grep -m1 '^splitpipe: error:' "$log" | cut -c19-)
+  local invocation="${*}"
+  ((np > 0)) && invocation="mpirun -np $np ... $invocation"
+  local status=ok
+  if ((${#problems[@]} > 0)); then
+    status=FAIL
+    local joined
+    joined=$(printf '%s; ' "${problems[@]}")
+    failed+=("row $rows ($name): ${joined%; }")
+    {
+      echo "---- row $rows ($name) output:"
+      cat "$log"
+      echo "----"
+    } >>"$work/failures.txt"
+  fi
+  results+=("$(printf '%3d  %-4s %4s %6s  %-34s  %s\n      %s' "$rows" "$status" "$code" "$seconds" "$name" \
+    "${invocation:0:90}" "${message:0:150}")")
+}
+
+# --- The table ------------------------------------------------------------------------------
+
+# Usage errors found while parsing (exit 2). tests/unit/test_cli.cpp checks many more values
+# in-process; these rows check that the binary turns them into one message and exit code 2.
+row "unknown option" 0 2 "--no-such-option" -- --no-such-option 3
+row "ill-typed integer" 0 2 "--epochs" -- --epochs abc
+row "missing value" 0 2 "--batch-size" -- --epochs 2 --batch-size
+row "epochs 0" 0 2 "--epochs" -- --epochs 0
+row "chunks 1000" 0 2 "--chunks" -- --chunks 1000
+row "chunks larger than batch" 0 2 "--chunks" -- --chunks 8 --batch-size 4
+row "momentum 1.5" 0 2 "--momentum" -- --momentum 1.5
+row "negative lr" 0 2 "--lr" -- --lr -1
+row "infinite lr" 0 2 "--lr" -- --lr inf
+row "threads 0" 0 2 "--threads" -- --threads 0
+row "negative seed" 0 2 "--seed" -- --seed -1
+row "unknown lr schedule" 0 2 "--lr-schedule" -- --lr-schedule linear
+row "unknown pipeline schedule" 0 2 "--schedule" -- --schedule pipedream
+row "server split not a list" 0 2 "--server-split" -- --server-split 1,a
+row "unknown codec" 0 2 "unknown codec 'zip'" -- --fwd-codec zip
+row "malformed codec spec" 0 2 "--fwd-codec" -- --fwd-codec quant:bits
+row "unknown codec parameter" 0 2 "unknown parameter 'level'" -- --bwd-codec quant:level=3
+row "nonexistent --config" 0 2 "$work/none.ini" -- --config "$work/none.ini"
+row "--config is a directory" 0 2 "cannot read config file" -- --config "$config_dir"
+row "config with unknown key" 0 2 "epohcs" -- --config "$config_dir/unknown_key.ini"
+row "config with ill-typed value" 0 2 "ill_typed.ini" -- --config "$config_dir/ill_typed.ini"
+row "expect 3 ranks, run alone" 0 2 "--expect-ranks" -- "${synthetic[@]}" --expect-ranks 3
+if ((has_cuda == 0)); then
+  row "cuda without CUDA LibTorch" 0 2 "--edge-device" -- "${synthetic[@]}" --edge-device cuda
+fi
+# Errors found while setting up the run (exit 1).
+row "missing dataset directory" 0 1 "/nonexistent" -- --data-dir /nonexistent
+row "truncated dataset file" 0 1 "train-images-idx3-ubyte.gz" -- --data-dir "$corrupt_dir"
+row "existing --output" 0 1 "already exists" SETUP=existing-output -- "${synthetic[@]}"
+row "--output is a directory" 0 1 "out.h5" SETUP=output-is-dir -- "${synthetic[@]}" --overwrite
+
+# Under mpirun: every rank must stop, and only one error line may appear in total.
+# Each failure point of the setup (parsing, run checks, data on rank 0, partition plan, run
+# file on rank 0) with 2 and 3 ranks; variants of the same failure point only with 2.
+for np in 2 3; do
+  row "unknown option" "$np" 2 "--no-such-option" -- --no-such-option
+  other=$((np == 2 ? 3 : 2))
+  row "expect $other ranks" "$np" 2 "--expect-ranks" -- "${synthetic[@]}" --expect-ranks "$other"
+  row "missing dataset directory" "$np" 1 "/nonexistent" -- --data-dir /nonexistent
+  row "impossible partition 4+2 of 5 blocks" "$np" 2 "--edge-first 4" -- "${synthetic[@]}" --edge-first 4 --edge-last 2
+  row "existing --output" "$np" 1 "already exists" SETUP=existing-output -- "${synthetic[@]}"
+done
+row "truncated dataset file" 2 1 "train-images-idx3-ubyte.gz" -- --data-dir "$corrupt_dir"
+row "chunks larger than batch" 2 2 "--chunks" -- "${synthetic[@]}" --chunks 8 --batch-size 4
+if ((has_cuda == 0)); then
+  row "cuda without CUDA LibTorch" 2 2 "--server-device" -- "${synthetic[@]}" --server-device cuda
+fi
+row "wrong number of cut points" 3 2 "--server-split" -- "${synthetic[@]}" --server-split 2,3
+# lenet5 has 5 blocks; the edge keeps 1+1, leaving 3 middle blocks for 4 servers.
+row "4 servers for 3 middle blocks" 5 2 "middle blocks" -- "${synthetic[@]}" --edge-first 1 --edge-last 1
+
+# --- Report ---------------------------------------------------------------------------------
+
+echo "splitpipe bad inputs: $rows rows (limit ${limit} s per process or per 2 ranks)"
+echo "  #  result exit   secs  case                                invocation"
+echo "                         message"
+for line in "${results[@]}"; do echo "$line"; done
+if ((${#failed[@]} > 0)); then
+  echo
+  echo "${#failed[@]} of $rows rows FAILED:"
+  printf '  %s\n' "${failed[@]}"
+  echo
+  cat "$work/failures.txt"
+  exit 1
+fi
+echo "all $rows rows passed"
