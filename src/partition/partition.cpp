@@ -91,16 +91,18 @@ PartitionPlan make_partition(const std::vector<Block>& blocks, int world_size, i
     }
     plan.stages.push_back(s);
   };
+  // Checked for a single process too: the same config must not be valid alone and refused
+  // under mpirun.
+  const std::string shape = "the model has " + std::to_string(n) + " blocks (see --dry-run)";
+  if (edge_first + edge_last >= n)
+    throw UsageError("--edge-first " + std::to_string(edge_first) + " + --edge-last " + std::to_string(edge_last) +
+                     " leave no block for the server: " + shape);
   if (world_size == 1) {
     plan.split = "single process";
     add_stage(0, "single", 0, n);
     return plan;
   }
   const int servers = world_size - 1;
-  const std::string shape = "the model has " + std::to_string(n) + " blocks (see --dry-run)";
-  if (edge_first + edge_last >= n)
-    throw UsageError("--edge-first " + std::to_string(edge_first) + " + --edge-last " + std::to_string(edge_last) +
-                     " leave no block for the server: " + shape);
   const int middle_first = edge_first, middle_end = n - edge_last, middle = middle_end - middle_first;
   if (servers > middle)
     throw UsageError(std::to_string(servers) + " server ranks (world size " + std::to_string(world_size) +

@@ -230,6 +230,12 @@ void run(const RunConfig& config, MpiTransport& world) {
     throw UsageError("this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
                      std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks));
   check_devices(config);
+  // Before the data loads: an existing result is refused at once, not after minutes of setup.
+  std::optional<std::string> exists;
+  if (world.rank() == 0 && !config.output.empty() && !config.overwrite && !config.resume &&
+      std::filesystem::exists(config.output))
+    exists = "run file '" + config.output + "' already exists; pass --overwrite to replace it or choose another --output";
+  world.agree_on(exists);
   at::set_num_threads(config.threads);
   world.set_timeout(config.comm_timeout);
   if (config.edge_ranks > 1) return run_clients(config, world);  // several edge clients: src/train/clients.cpp
