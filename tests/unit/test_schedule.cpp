@@ -151,3 +151,89 @@ TEST(Schedule, FormatShowsEveryRank) {
   EXPECT_NE(text.find("rank 2 (stages 2)"), std::string::npos) << text;
   EXPECT_NE(text.find("bubble"), std::string::npos);
 }
+
+namespace {
+
+// Every valid schedule small enough to mutate exhaustively: both kinds, edge layouts with 1..3
+// servers and linear layouts of 2..4 ranks, 1..4 micro-batches, training and forward-only.
+std::vector<Schedule> small_valid_schedules() {
+  std::vector<Schedule> schedules;
+  for (const std::string kind : {"gpipe", "1f1b"})
+    for (bool forward_only : {false, true})
+      for (int ranks = 2; ranks <= 4; ++ranks)
+        for (const auto& layout : {linear_layout(ranks), edge_layout(ranks - 1)})
+          for (int m = 1; m <= 4; ++m) schedules.push_back(build_schedule(kind, layout, m, forward_only));
+  return schedules;
+}
+
+bool is_receive(const Action& a) { return a.type == ActionType::RecvActivation || a.type == ActionType::RecvGradient; }
+bool is_send(const Action& a) { return a.type == ActionType::SendActivation || a.type == ActionType::SendGradient; }
+
+// Applies `mutate` to each action of each program in turn (one mutation per copy) where
+// `applies` holds, and expects check_schedule to reject every mutant. Returns how many it made.
+template <typename Applies, typename Mutate>
+int expect_every_mutant_rejected(Applies applies, Mutate mutate) {
+  int mutants = 0;
+  for (const Schedule& good : small_valid_schedules())
+    for (size_t r = 0; r < good.programs.size(); ++r)
+      for (size_t i = 0; i < good.programs[r].size(); ++i) {
+        if (!applies(good, good.programs[r][i])) continue;
+        Schedule bad = good;
+        mutate(bad, bad.programs[r], i);
+        ++mutants;
+        EXPECT_THROW(check_schedule(bad), ScheduleError)
+            << "mutated rank " << r << " action " << i << " (" << to_string(good.programs[r][i]) << ") of\n"
+            << format_schedule(good);
+      }
+  return mutants;
+}
+
+}  // namespace
+
+TEST(ScheduleMutants, DroppingAnyReceiveIsCaught) {
+  const int mutants = expect_every_mutant_rejected(
+      [](const Schedule&, const Action& a) { return is_receive(a); },
+      [](Schedule&, std::vector<Action>& program, size_t i) { program.erase(program.begin() + i); });
+  EXPECT_GT(mutants, 0);
+}
+
+TEST(ScheduleMutants, ReceivingTheWrongMicrobatchIsCaught) {
+  const int mutants = expect_every_mutant_rejected(
+      [](const Schedule& s, const Action& a) { return is_receive(a) && s.num_microbatches > 1; },
+      [](Schedule& s, std::vector<Action>& program, size_t i) {
+        program[i].microbatch = (program[i].microbatch + 1) % s.num_microbatches;
+      });
+  EXPECT_GT(mutants, 0);
+}
+
+TEST(ScheduleMutants, SendingToTheWrongRankIsCaught) {
+  const int mutants = expect_every_mutant_rejected(
+      [](const Schedule& s, const Action& a) { return is_send(a); },
+      [](Schedule& s, std::vector<Action>& program, size_t i) {
+        program[i].peer = (program[i].peer + 1) % s.num_ranks();
+      });
+  EXPECT_GT(mutants, 0);
+}
+
+TEST(ScheduleMutants, SendingAfterTheReceiveThatNeedsItDeadlocks) {
+  // Sends never block, but a send moved behind a receive whose message depends on it (here the
+  // edge's first activation send, moved to the end of its program) leaves both sides waiting.
+  // Rank 0 of a forward-only linear pipeline receives nothing, so nothing there can deadlock.
+  int mutants = 0;
+  for (const Schedule& good : small_valid_schedules()) {
+    Schedule bad = good;
+    auto& edge = bad.programs[0];
+    if (std::none_of(edge.begin(), edge.end(), is_receive)) continue;
+    ++mutants;
+    const auto first_send = std::find_if(edge.begin(), edge.end(), [](const Action& a) { return is_send(a); });
+    ASSERT_NE(first_send, edge.end());
+    std::rotate(first_send, first_send + 1, edge.end());
+    try {
+      check_schedule(bad);
+      ADD_FAILURE() << "deadlock not detected in\n" << format_schedule(bad);
+    } catch (const ScheduleError& e) {
+      EXPECT_NE(std::string(e.what()).find("deadlock"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GT(mutants, 0);
+}
