@@ -232,7 +232,8 @@ void run(const RunConfig& config, MpiTransport& world) {
   check_devices(config);
   // Before the data loads: an existing result is refused at once, not after minutes of setup.
   std::optional<std::string> exists;
-  if (world.rank() == 0 && !config.output.empty() && !config.overwrite && !config.resume &&
+  const bool writes_output = !config.dry_run && !config.print_schedule && !config.resume;
+  if (world.rank() == 0 && writes_output && !config.output.empty() && !config.overwrite &&
       std::filesystem::exists(config.output))
     exists = "run file '" + config.output + "' already exists; pass --overwrite to replace it or choose another --output";
   world.agree_on(exists);
