@@ -13,6 +13,9 @@
 
 namespace splitpipe {
 
+// Throws Error("<what>: <MPI's error text>") unless code is MPI_SUCCESS.
+void check_mpi(int code, const std::string& what);
+
 // MPI_Init_thread in the constructor, MPI_Finalize in the destructor.
 class MpiSession {
  public:
@@ -49,6 +52,8 @@ class MpiTransport final : public Transport {
   void barrier() const;
   // Element-wise maximum over ranks (flags every rank must agree on, once per step).
   std::vector<int> max_over_ranks(const std::vector<int>& values) const;
+  // Element-wise sum over ranks, in place.
+  void sum_in_place(std::vector<float>& values) const;
 
   // Every wait (point-to-point or collective) gives up after this many seconds without
   // completing, with an Error naming the peer (0: wait forever).

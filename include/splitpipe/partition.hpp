@@ -21,6 +21,10 @@ struct StagePlan {
 struct PartitionPlan {
   std::vector<StagePlan> stages;
   std::string split;  // how the middle was balanced
+  // Several edge clients: stages form independent pipelines of this length (0: one pipeline).
+  int stages_per_pipeline = 0;
+
+  int pipeline_length() const { return stages_per_pipeline > 0 ? stages_per_pipeline : static_cast<int>(stages.size()); }
 
   std::vector<int> stage_rank() const;
   std::vector<int> stages_of_rank(int rank) const;
@@ -34,6 +38,11 @@ struct PartitionPlan {
 // block_seconds (per block, forward+backward) is needed only for split "time".
 PartitionPlan make_partition(const std::vector<Block>& blocks, int world_size, int edge_first, int edge_last,
                              const std::string& server_split, const std::vector<double>& block_seconds = {});
+
+// The plan of E edge clients sharing the servers of `single` (a plan for 1 edge + servers):
+// client c (rank c) holds stages c*S and c*S+S-1 of its own pipeline; the server of stage s
+// (rank r >= 1 in `single`) becomes rank E-1+r and holds stage s of every pipeline.
+PartitionPlan replicate_for_clients(const PartitionPlan& single, int clients);
 
 // Measures forward+backward seconds of each block on a random batch (after a warm-up pass).
 std::vector<double> profile_blocks(const std::vector<Block>& blocks, const std::vector<int64_t>& input_shape,

@@ -5,6 +5,11 @@
 // Stages are numbered along the data path: stage 0 is the edge's first blocks, stages
 // 1..S-2 the servers, stage S-1 the edge's last blocks (with the loss). The edge rank owns
 // two stages, so its actions interleave.
+//
+// Several edge clients (--client-mode parallel) make one schedule of several independent
+// pipelines of S stages each: stage c*S + s is stage s of client c's pipeline, data flows only
+// between consecutive stages of one pipeline, and a server rank owns stage s of every pipeline
+// (the same weights), so its program interleaves the clients' micro-batches.
 #pragma once
 #include <string>
 #include <vector>
@@ -44,9 +49,15 @@ struct Schedule {
   bool forward_only = false;
   std::vector<int> stage_rank;                // stage -> owning rank
   std::vector<std::vector<Action>> programs;  // rank -> actions in order
+  int stages_per_pipeline = 0;                // 0: one pipeline of all stages
 
   int num_stages() const { return static_cast<int>(stage_rank.size()); }
   int num_ranks() const { return static_cast<int>(programs.size()); }
+  int pipeline_length() const { return stages_per_pipeline > 0 ? stages_per_pipeline : num_stages(); }
+  int num_pipelines() const { return num_stages() / pipeline_length(); }
+  // Whether data flows into stage s from s-1 / out of stage s to s+1 (same pipeline).
+  bool has_previous(int s) const { return s % pipeline_length() != 0; }
+  bool has_next(int s) const { return (s + 1) % pipeline_length() != 0 && s + 1 < num_stages(); }
 };
 
 // Compute order of each stage on its own (the classic GPipe / 1F1B orders).
@@ -66,8 +77,9 @@ StageOrderFn stage_order_for(const std::string& kind);
 // Builds the per-rank programs: stages sharing a rank are interleaved in the order a
 // list-scheduling simulation runs them (forward cost 1, backward 2), then sends and receives
 // are inserted where data crosses ranks. The result is checked before it is returned.
+// stages_per_pipeline > 0 splits stage_rank into independent pipelines of that length.
 Schedule build_schedule(const std::string& kind, const std::vector<int>& stage_rank, int microbatches,
-                        bool forward_only);
+                        bool forward_only, int stages_per_pipeline = 0);
 
 // Throws ScheduleError (a splitpipe::Error) describing the first problem: a compute missing
 // or repeated, a dependency out of order, a send without its receive, or a deadlock (which
@@ -78,7 +90,7 @@ struct SimulationResult {
   double makespan = 0;                // time units for one mini-batch
   std::vector<double> busy;           // per rank
   double bubble_fraction = 0;         // 1 - sum(busy) / (ranks * makespan)
-  double analytic_gpipe_bubble = 0;   // (p-1)/(m+p-1), p = stages
+  double analytic_gpipe_bubble = 0;   // (p-1)/(m+p-1), p = stages of one pipeline
 };
 // Runs the schedule in simulated time (sends are asynchronous, receives block), with the given
 // costs of one micro-batch's forward/backward per stage. Throws ScheduleError on deadlock.

@@ -69,6 +69,10 @@ class Trainer {
   // momentum buffers and the global RNG state (dropout).
   void save_state(torch::serialize::OutputArchive& archive) const;
   void load_state(torch::serialize::InputArchive& archive);
+  // Parallel edge clients: seconds spent averaging the edge state over the clients and the
+  // bytes this rank contributed, accumulated (0 elsewhere).
+  double edge_sync_seconds() const;
+  double edge_sync_bytes() const;
   // FNV-1a over this rank's parameters and buffers: equal digests mean bit-identical weights.
   std::string weights_digest() const;
 

@@ -184,8 +184,10 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("clients", "shard", &c.shard,
         "how the training set is split over the clients: iid | label-skew:alpha=X (Dirichlet over labels)");
   t.add("clients", "client-mode", &c.client_mode,
-        "sequential (clients take turns, handing edge weights and optimizer state on) | parallel");
-  t.add("clients", "sync-every", &c.sync_every, "parallel mode: average the edge weights every N steps");
+        "sequential (clients take turns, handing edge weights and optimizer state on) | parallel (all clients "
+        "train at once, each on one batch per round; the servers step on the union batch; SplitFed)");
+  t.add("clients", "sync-every", &c.sync_every, "parallel mode: average the clients' edge weights, momentum and BatchNorm statistics every N rounds "
+        "(and at the end of every epoch); 1 = exactly one SGD step on the union batch per round");
 
   t.section("compress", "Compression of boundary traffic");
   t.add("compress", "fwd-codec", &c.fwd_codec, "codec for activations (edge -> server -> edge), e.g. quant:bits=8");

@@ -79,8 +79,8 @@ void validate(const RunConfig& c) {
           "must be >= 1 (the number of edge clients), got " + std::to_string(c.edge_ranks));
   parse_shard_spec(c.shard);
   require_one_of(c.client_mode, "client-mode", {"sequential", "parallel"});
-  require(c.client_mode != "parallel" || c.edge_ranks == 1, "client-mode",
-          "parallel is not implemented yet; use --client-mode sequential with --edge-ranks > 1");
+  require(c.client_mode != "parallel" || c.edge_ranks == 1 || c.link.empty(), "link",
+          "the emulated link models one edge; it is not supported with --client-mode parallel yet");
   require(c.sync_every >= 1, "sync-every", "must be >= 1, got " + std::to_string(c.sync_every));
   require(c.edge_ranks == 1 || (c.checkpoint_dir.empty() && c.fault_inject.empty() && c.server_split != "time"),
           "edge-ranks", "checkpoints, fault injection and --server-split time are not supported with several edge clients yet");

@@ -42,6 +42,20 @@ std::vector<int> balanced_cuts(const std::vector<double>& costs, int parts) {
 
 }  // namespace
 
+PartitionPlan replicate_for_clients(const PartitionPlan& single, int clients) {
+  if (single.stages_per_pipeline > 0) throw std::logic_error("replicate_for_clients: the plan is already replicated");
+  PartitionPlan plan = single;
+  plan.stages.clear();
+  plan.stages_per_pipeline = static_cast<int>(single.stages.size());
+  for (int c = 0; c < clients; ++c)
+    for (StagePlan stage : single.stages) {
+      stage.stage += c * plan.stages_per_pipeline;
+      stage.rank = stage.rank == 0 ? c : stage.rank + clients - 1;
+      plan.stages.push_back(stage);
+    }
+  return plan;
+}
+
 std::vector<int> PartitionPlan::stage_rank() const {
   std::vector<int> ranks;
   for (const auto& s : stages) ranks.push_back(s.rank);

@@ -19,7 +19,7 @@ struct FinishTimes {
   std::vector<std::vector<double>> forward, backward;
 
   // Earliest time `a` may start given its data dependencies, or nullopt if one is not scheduled yet.
-  std::optional<double> ready_time(const Action& a, int num_stages) const {
+  std::optional<double> ready_time(const Action& a, const Schedule& shape) const {
     double ready = 0;
     auto need = [&](double t) {
       if (t == kNotDone) return false;
@@ -27,10 +27,10 @@ struct FinishTimes {
       return true;
     };
     if (a.type == ActionType::Forward) {
-      if (a.stage > 0 && !need(forward[a.stage - 1][a.microbatch])) return std::nullopt;
+      if (shape.has_previous(a.stage) && !need(forward[a.stage - 1][a.microbatch])) return std::nullopt;
     } else {
       if (!need(forward[a.stage][a.microbatch])) return std::nullopt;
-      if (a.stage + 1 < num_stages && !need(backward[a.stage + 1][a.microbatch])) return std::nullopt;
+      if (shape.has_next(a.stage) && !need(backward[a.stage + 1][a.microbatch])) return std::nullopt;
     }
     return ready;
   }
@@ -41,10 +41,11 @@ struct FinishTimes {
 
 // Orders the computes of each rank: repeatedly start, over all stages, the head action that
 // can start earliest (ties: backward first, then the later stage, which drains the pipeline).
-std::vector<std::vector<Action>> interleave(const std::vector<StageOrder>& orders,
-                                            const std::vector<int>& stage_rank, int num_ranks,
-                                            int microbatches) {
-  const int stages = static_cast<int>(stage_rank.size());
+// `shape` holds the stage layout (stage_rank, pipelines) of the schedule being built.
+std::vector<std::vector<Action>> interleave(const std::vector<StageOrder>& orders, const Schedule& shape,
+                                            int num_ranks, int microbatches) {
+  const std::vector<int>& stage_rank = shape.stage_rank;
+  const int stages = shape.num_stages();
   FinishTimes done(stages, microbatches);
   std::vector<double> rank_free(num_ranks, 0.0);
   std::vector<size_t> head(stages, 0);
@@ -59,7 +60,7 @@ std::vector<std::vector<Action>> interleave(const std::vector<StageOrder>& order
     for (int s = 0; s < stages; ++s) {
       if (head[s] >= orders[s].computes.size()) continue;
       const Action& a = orders[s].computes[head[s]];
-      const auto ready = done.ready_time(a, stages);
+      const auto ready = done.ready_time(a, shape);
       if (!ready) continue;
       const std::tuple<double, int, int> key{std::max(*ready, rank_free[stage_rank[s]]),
                                              a.type == ActionType::Backward ? 0 : 1, -s};
@@ -83,18 +84,30 @@ std::vector<std::vector<Action>> interleave(const std::vector<StageOrder>& order
 }  // namespace
 
 Schedule build_schedule(const std::string& kind, const std::vector<int>& stage_rank, int microbatches,
-                        bool forward_only) {
+                        bool forward_only, int stages_per_pipeline) {
   if (stage_rank.empty()) throw ScheduleError("no stages");
   if (microbatches < 1) throw ScheduleError("needs at least one micro-batch");
   const int num_ranks = *std::max_element(stage_rank.begin(), stage_rank.end()) + 1;
   const int stages = static_cast<int>(stage_rank.size());
-  const auto orders = stage_order_for(kind)(stages, microbatches, forward_only);
-  const auto computes = interleave(orders, stage_rank, num_ranks, microbatches);
+  Schedule schedule{forward_only ? "forward" : kind, microbatches, forward_only, stage_rank, {}, stages_per_pipeline};
+  const int length = schedule.pipeline_length();
+  if (stages % length != 0)
+    throw ScheduleError(std::to_string(stages) + " stages do not form pipelines of " + std::to_string(length));
 
-  Schedule schedule{forward_only ? "forward" : kind, microbatches, forward_only, stage_rank, {}};
+  // Each pipeline gets the classic order of its own length; stage numbers are then shifted.
+  std::vector<StageOrder> orders;
+  for (int first = 0; first < stages; first += length)
+    for (StageOrder order : stage_order_for(kind)(length, microbatches, forward_only)) {
+      order.stage += first;
+      for (Action& a : order.computes) a.stage += first;
+      orders.push_back(std::move(order));
+    }
+  const auto computes = interleave(orders, schedule, num_ranks, microbatches);
+
   schedule.programs.resize(num_ranks);
   auto remote = [&](int stage, int other) {
-    return other >= 0 && other < stages && stage_rank[other] != stage_rank[stage];
+    const bool linked = other == stage - 1 ? schedule.has_previous(stage) : schedule.has_next(stage);
+    return linked && stage_rank[other] != stage_rank[stage];
   };
   for (int r = 0; r < num_ranks; ++r) {
     auto& program = schedule.programs[r];

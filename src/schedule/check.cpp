@@ -30,9 +30,13 @@ void check_structure(const Schedule& sc) {
     if (sc.stage_rank[s] < 0 || sc.stage_rank[s] >= sc.num_ranks())
       throw ScheduleError("stage " + std::to_string(s) + " is mapped to rank " + std::to_string(sc.stage_rank[s]) +
                           " which has no program");
-  auto remote = [&](int s, int other) {
-    return other >= 0 && other < S && sc.stage_rank[other] != sc.stage_rank[s];
+  if (S % sc.pipeline_length() != 0)
+    throw ScheduleError(std::to_string(S) + " stages do not form pipelines of " + std::to_string(sc.pipeline_length()));
+  // Data flows only between neighbouring stages of one pipeline.
+  auto linked = [&](int s, int other) {
+    return other == s - 1 ? sc.has_previous(s) : other == s + 1 && sc.has_next(s);
   };
+  auto remote = [&](int s, int other) { return linked(s, other) && sc.stage_rank[other] != sc.stage_rank[s]; };
   for (int r = 0; r < sc.num_ranks(); ++r) {
     std::set<Key> seen;
     const std::string where = "rank " + std::to_string(r) + ": ";
@@ -46,14 +50,14 @@ void check_structure(const Schedule& sc) {
       const int s = a.stage;
       switch (a.type) {
         case ActionType::Forward:
-          if (s > 0 && !before(remote(s, s - 1) ? ActionType::RecvActivation : ActionType::Forward,
+          if (sc.has_previous(s) && !before(remote(s, s - 1) ? ActionType::RecvActivation : ActionType::Forward,
                                remote(s, s - 1) ? s : s - 1))
             throw ScheduleError(what + " runs before its input is available");
           break;
         case ActionType::Backward:
           if (sc.forward_only) throw ScheduleError(what + " in a forward-only schedule");
           if (!before(ActionType::Forward, s)) throw ScheduleError(what + " runs before its forward");
-          if (s + 1 < S && !before(remote(s, s + 1) ? ActionType::RecvGradient : ActionType::Backward,
+          if (sc.has_next(s) && !before(remote(s, s + 1) ? ActionType::RecvGradient : ActionType::Backward,
                                    remote(s, s + 1) ? s : s + 1))
             throw ScheduleError(what + " runs before its output gradient is available");
           break;
@@ -150,7 +154,7 @@ SimulationResult simulate(const Schedule& sc, double forward_cost, double backwa
   double busy = 0;
   for (double b : result.busy) busy += b;
   result.bubble_fraction = result.makespan > 0 ? 1.0 - busy / (R * result.makespan) : 0.0;
-  const double p = sc.num_stages(), m = sc.num_microbatches;
+  const double p = sc.pipeline_length(), m = sc.num_microbatches;
   result.analytic_gpipe_bubble = (p - 1) / (m + p - 1);
   return result;
 }

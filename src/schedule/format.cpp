@@ -20,7 +20,11 @@ std::string to_string(const Action& a) {
 std::string format_schedule(const Schedule& schedule) {
   std::ostringstream out;
   out << "schedule " << schedule.kind << ": " << schedule.num_stages() << " stages on " << schedule.num_ranks()
-      << " ranks, " << schedule.num_microbatches << " micro-batches\n"
+      << " ranks, " << schedule.num_microbatches << " micro-batches";
+  if (schedule.num_pipelines() > 1)
+    out << " per pipeline; " << schedule.num_pipelines() << " client pipelines of " << schedule.pipeline_length()
+        << " stages (stage c*" << schedule.pipeline_length() << "+s = client c's stage s)";
+  out << "\n"
       << "  (F/B forward/backward, ra/sa recv/send activation, rg/sg recv/send gradient; stage.microbatch, >to <from rank)\n";
   for (int r = 0; r < schedule.num_ranks(); ++r) {
     out << "  rank " << r << " (stages";

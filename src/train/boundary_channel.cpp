@@ -21,11 +21,12 @@ int message_tag(int boundary, bool gradient, int microbatch) {
   return (boundary * 2 + (gradient ? 1 : 0)) * kMaxMicrobatches + microbatch;
 }
 
-OutboundChannel::OutboundChannel(Transport& transport, int peer, int boundary, bool gradient,
+OutboundChannel::OutboundChannel(Transport& transport, int peer, int boundary, int slot, bool gradient,
                                  const std::string& codec_spec)
     : transport_(transport),
       peer_(peer),
       boundary_(boundary),
+      slot_(slot),
       gradient_(gradient),
       encoder_(make_codec(codec_spec)),
       checker_(make_codec(codec_spec)),
@@ -38,18 +39,18 @@ void OutboundChannel::send(int microbatch, const at::Tensor& x, RankCounters& co
   const size_t bytes = encoder_->encode(host, buffer, microbatch);
   const double encode_seconds = seconds_since(start);
   counters.encode_seconds += encode_seconds;
-  counters.encode_seconds_at.at(boundary_)[gradient_] += encode_seconds;
+  counters.encode_seconds_at.at(slot_)[gradient_] += encode_seconds;
 
-  auto& slot = counters.bytes_sent.at(boundary_)[gradient_];
+  auto& slot = counters.bytes_sent.at(slot_)[gradient_];
   slot += static_cast<double>(bytes);
-  counters.raw_bytes_sent.at(boundary_)[gradient_] += static_cast<double>(host.numel() * host.element_size());
-  counters.messages_sent.at(boundary_)[gradient_] += 1;
+  counters.raw_bytes_sent.at(slot_)[gradient_] += static_cast<double>(host.numel() * host.element_size());
+  counters.messages_sent.at(slot_)[gradient_] += 1;
   if (encoder_->id() != CodecId::None && sent_ % kErrorSampleEvery == 0) {
     const at::Tensor decoded = checker_->decode(buffer.data(), bytes);
     const double norm = host.norm().item<double>();
     if (norm > 0) {
-      counters.error_sum.at(boundary_)[gradient_] += (host - decoded).norm().item<double>() / norm;
-      counters.error_samples.at(boundary_)[gradient_] += 1;
+      counters.error_sum.at(slot_)[gradient_] += (host - decoded).norm().item<double>() / norm;
+      counters.error_samples.at(slot_)[gradient_] += 1;
     }
   }
   ++sent_;
@@ -63,11 +64,12 @@ void OutboundChannel::complete(RankCounters& counters) {
   counters.wait_seconds += seconds_since(start);
 }
 
-InboundChannel::InboundChannel(Transport& transport, int peer, int boundary, bool gradient,
+InboundChannel::InboundChannel(Transport& transport, int peer, int boundary, int slot, bool gradient,
                                const std::string& codec_spec, size_t capacity)
     : transport_(transport),
       peer_(peer),
       boundary_(boundary),
+      slot_(slot),
       gradient_(gradient),
       decoder_(make_codec(codec_spec)),
       capacity_(capacity),
@@ -94,8 +96,8 @@ at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
   }
   tickets_[microbatch] = -1;
   counters.wait_seconds += seconds_since(start);
-  counters.link_wait_seconds_at.at(boundary_)[gradient_] += transport_.last_wait_link_seconds();
-  counters.bytes_received.at(boundary_)[gradient_] += static_cast<double>(bytes);
+  counters.link_wait_seconds_at.at(slot_)[gradient_] += transport_.last_wait_link_seconds();
+  counters.bytes_received.at(slot_)[gradient_] += static_cast<double>(bytes);
   start = Clock::now();
   at::Tensor x;
   try {
@@ -106,7 +108,7 @@ at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
   }
   const double decode_seconds = seconds_since(start);
   counters.decode_seconds += decode_seconds;
-  counters.decode_seconds_at.at(boundary_)[gradient_] += decode_seconds;
+  counters.decode_seconds_at.at(slot_)[gradient_] += decode_seconds;
   return x;
 }
 

@@ -1,5 +1,8 @@
 // One direction of one pipeline boundary, as seen from one rank: the codec, the buffers that
 // are reused every step (one per micro-batch), and the pending transfers.
+// `boundary` (between stages b and b+1 of the schedule) makes the tags unique; `slot` is the
+// row of the RankCounters tables it adds to: the boundary within its pipeline, so with several
+// edge clients a server sums the clients' traffic per boundary of the model.
 #pragma once
 #include <memory>
 #include <vector>
@@ -16,7 +19,7 @@ constexpr int kMaxMicrobatches = 256;
 
 class OutboundChannel {
  public:
-  OutboundChannel(Transport& transport, int peer, int boundary, bool gradient, const std::string& codec_spec);
+  OutboundChannel(Transport& transport, int peer, int boundary, int slot, bool gradient, const std::string& codec_spec);
   // Encodes x into this micro-batch's buffer and posts the send.
   void send(int microbatch, const at::Tensor& x, RankCounters& counters);
   // Waits until every posted send has completed, so the buffers may be reused.
@@ -24,7 +27,7 @@ class OutboundChannel {
 
  private:
   Transport& transport_;
-  int peer_, boundary_;
+  int peer_, boundary_, slot_;
   bool gradient_;
   std::unique_ptr<Codec> encoder_, checker_;  // checker_ decodes sampled messages to measure the error
   std::vector<std::vector<uint8_t>> buffers_;
@@ -34,7 +37,7 @@ class OutboundChannel {
 
 class InboundChannel {
  public:
-  InboundChannel(Transport& transport, int peer, int boundary, bool gradient, const std::string& codec_spec,
+  InboundChannel(Transport& transport, int peer, int boundary, int slot, bool gradient, const std::string& codec_spec,
                  size_t capacity);
   // Posts the receive for this micro-batch ahead of time.
   void post(int microbatch);
@@ -43,7 +46,7 @@ class InboundChannel {
 
  private:
   Transport& transport_;
-  int peer_, boundary_;
+  int peer_, boundary_, slot_;
   bool gradient_;
   std::unique_ptr<Codec> decoder_;
   size_t capacity_;

@@ -1,4 +1,5 @@
-// Several edge clients sharing the servers, sequential mode (see include/splitpipe/clients.hpp).
+// Several edge clients sharing the servers: the sequential and the parallel mode
+// (see include/splitpipe/clients.hpp); the run driver is in run_clients.cpp.
 #include "splitpipe/clients.hpp"
 
 #include <torch/torch.h>
@@ -24,14 +25,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kHandoffTag = 7001;  // on MPI_COMM_WORLD; pipeline traffic runs on the client communicators
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-void check_mpi(int code, const std::string& what) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  throw Error(what + ": " + std::string(text, length));
-}
 
 std::string serialize_state(const Trainer& trainer) {
   torch::serialize::OutputArchive archive;
@@ -76,6 +69,40 @@ Dataset subset(const Dataset& full, const at::Tensor& indices) {
                  full.class_names};
 }
 
+struct ClientShards {
+  std::vector<at::Tensor> all;            // every client's training-set indices (on clients)
+  std::optional<DatasetSplits> own;       // this client's shard and the full test set
+};
+
+// Every client computes every shard from the same seed; a too-small shard stops all ranks.
+ClientShards make_client_shards(const RunConfig& config, const MpiTransport& world, const DatasetSplits* data) {
+  const int E = config.edge_ranks;
+  const int client = world.rank() < E ? world.rank() : -1;
+  ClientShards shards;
+  std::optional<std::string> error;
+  if (client >= 0) {
+    if (!data) throw std::logic_error("edge client " + std::to_string(client) + " has no data");
+    try {
+      shards.all = make_shards(data->train.labels, data->train.num_classes, E, parse_shard_spec(config.shard),
+                               config.seed, config.batch_size);
+      shards.own = DatasetSplits{subset(data->train, shards.all[client]), data->test,
+                                 data->description + ", client " + std::to_string(client) + "'s shard"};
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  world.agree_on(error);
+  return shards;
+}
+
+double wire_bytes(Trainer& trainer) {
+  double total = 0;
+  const RankCounters& c = trainer.executor().counters();
+  for (const auto* table : {&c.bytes_sent, &c.bytes_received})
+    for (const auto& directions : *table) total += directions[0] + directions[1];
+  return total;
+}
+
 }  // namespace
 
 void check_client_world(const RunConfig& config, int world_size) {
@@ -92,8 +119,7 @@ struct SequentialClients::Impl {
   MpiTransport& world;
   int E;
   int my_client;  // -1 on servers
-  std::vector<at::Tensor> shards;
-  std::optional<DatasetSplits> own_data;  // this client's shard and the full test set
+  ClientShards shards;
   // Index c: the communicator {client c, servers} (client c is its rank 0), its transport and
   // the Trainer over it; null where this rank is not a member. Destroyed in reverse order.
   std::vector<MPI_Comm> comms;
@@ -103,7 +129,7 @@ struct SequentialClients::Impl {
   Impl(const RunConfig& c, MpiTransport& w, const DatasetSplits* data)
       : config(c), world(w), E(c.edge_ranks), my_client(w.rank() < c.edge_ranks ? w.rank() : -1) {
     check_client_world(config, world.size());
-    make_own_shard(data);
+    shards = make_client_shards(config, world, data);
     check_partition(data);
     create_communicators();
     for (int client = 0; client < E; ++client) {
@@ -111,7 +137,7 @@ struct SequentialClients::Impl {
       transports[client] = std::make_unique<MpiTransport>(comms[client]);
       transports[client]->set_timeout(config.comm_timeout);
       trainers[client] = std::make_unique<Trainer>(config, *transports[client],
-                                                   client == my_client ? &*own_data : nullptr);
+                                                   client == my_client ? &*shards.own : nullptr);
     }
   }
 
@@ -123,23 +149,6 @@ struct SequentialClients::Impl {
   }
 
   bool is_server() const { return my_client < 0; }
-
-  // Every client computes every shard from the same seed; a too-small shard stops all ranks.
-  void make_own_shard(const DatasetSplits* data) {
-    std::optional<std::string> error;
-    if (!is_server()) {
-      if (!data) throw std::logic_error("SequentialClients: edge client " + std::to_string(my_client) + " has no data");
-      try {
-        shards = make_shards(data->train.labels, data->train.num_classes, E, parse_shard_spec(config.shard),
-                             config.seed, config.batch_size);
-        own_data = DatasetSplits{subset(data->train, shards[my_client]), data->test,
-                                 data->description + ", client " + std::to_string(my_client) + "'s shard"};
-      } catch (const Error& e) {
-        error = e.what();
-      }
-    }
-    world.agree_on(error);
-  }
 
   // The Trainers are built on the client communicators, where a refused plan would leave the
   // clients of later communicators waiting: every rank checks the plan first, over the world.
@@ -182,7 +191,9 @@ struct SequentialClients::Impl {
       if (client == my_client || is_server()) {
         ClientTurn turn;
         turn.client = client;
+        const double bytes_before = wire_bytes(*trainers[client]);
         turn.train = trainers[client]->train(epoch);
+        turn.wire_bytes = wire_bytes(*trainers[client]) - bytes_before;
         // Checkpoints are not supported here yet; the idle clients do not know of the signal,
         // so the job stops as a whole (a plain Error aborts every rank).
         if (turn.train.interrupted)
@@ -211,7 +222,7 @@ SequentialClients::SequentialClients(const RunConfig& config, MpiTransport& worl
 SequentialClients::~SequentialClients() = default;
 
 int SequentialClients::client() const { return impl_->my_client; }
-const std::vector<at::Tensor>& SequentialClients::shards() const { return impl_->shards; }
+const std::vector<at::Tensor>& SequentialClients::shards() const { return impl_->shards.all; }
 std::vector<ClientTurn> SequentialClients::train_epoch(int epoch) { return impl_->train_epoch(epoch); }
 Trainer* SequentialClients::holder() { return impl_->trainers.at(0).get(); }
 PassStats SequentialClients::evaluate() {
@@ -221,163 +232,50 @@ PassStats SequentialClients::evaluate() {
 
 // ---------------------------------------------------------------------------------------------
 
-namespace {
+struct ParallelClients::Impl {
+  int my_client;
+  ClientShards shards;
+  std::unique_ptr<Trainer> trainer;  // over the world: the E client pipelines and the servers
 
-std::string fixed(double value, int digits) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(digits) << value;
-  return out.str();
-}
-
-// Per-client numbers of one epoch, in this order, gathered from every rank to rank 0.
-const std::vector<std::string> kClientColumns{"samples", "loss_sum", "correct", "seconds", "handoff_seconds",
-                                              "handoff_bytes"};
-
-std::vector<double> client_values(const std::vector<ClientTurn>& turns, int my_client, int clients) {
-  std::vector<double> values(kClientColumns.size() * clients, 0.0);
-  for (const auto& turn : turns) {
-    if (turn.client != my_client) continue;  // the servers see no loss: the client holds the last stage
-    double* v = &values[kClientColumns.size() * turn.client];
-    v[0] = static_cast<double>(turn.train.samples);
-    v[1] = turn.train.loss * turn.train.samples;
-    v[2] = turn.train.accuracy * turn.train.samples;
-    v[3] = turn.train.seconds;
-    v[4] = turn.handoff_seconds;
-    v[5] = turn.handoff_bytes;
-  }
-  return values;
-}
-
-std::optional<RunFile> open_clients_run_file(const RunConfig& config, const MpiTransport& world, std::string& path) {
-  std::optional<RunFile> file;
-  std::optional<std::string> error;
-  if (world.rank() == 0) {
-    char stamp[32];
-    const std::time_t now = std::time(nullptr);
-    std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
-    path = config.output.empty() ? "results/" + config.model + "-" + config.data.dataset + "-clients" +
-                                       std::to_string(config.edge_ranks) + "-" + stamp + ".h5"
-                                 : config.output;
-    try {
-      file = RunFile::create(path, config.overwrite);
-    } catch (const Error& e) {
-      error = e.what();
-    }
-  }
-  world.agree_on(error);
-  return file;
-}
-
-}  // namespace
-
-void run_clients(const RunConfig& config, MpiTransport& world) {
-  check_client_world(config, world.size());
-  const int E = config.edge_ranks;
-  const bool root = world.rank() == 0;
-  const bool is_client = world.rank() < E;
-
-  // Every edge client reads the dataset itself, as a real client holds its own data.
-  std::optional<DatasetSplits> data;
-  std::optional<std::string> error;
-  if (is_client) {
-    try {
-      data = load_dataset(config.data);
-    } catch (const Error& e) {
-      error = e.what();
-    }
-  }
-  world.agree_on(error);
-  if (root) std::cout << "data: " << data->description << "\n";
-
-  SequentialClients clients(config, world, data ? &*data : nullptr);
-  if (root) {
-    std::cout << E << " edge clients (ranks 0-" << E - 1 << "), " << world.size() - E << " server(s) (ranks " << E
-              << "-" << world.size() - 1 << "), client mode " << config.client_mode << ", shard " << config.shard
-              << "; shard sizes:";
-    for (const auto& shard : clients.shards()) std::cout << " " << shard.size(0);
-    std::cout << "\nplan of each client's turn (rank 0 = the active client, rank r >= 1 = world rank "
-              << E - 1 << "+r):\n"
-              << clients.holder()->plan().format(clients.holder()->blocks());
-  }
-  if (config.dry_run || config.print_schedule) {
-    if (root && config.dry_run) std::cout << "resolved configuration:\n" << config.to_ini();
-    if (root && config.print_schedule) {
-      const int m = static_cast<int>(std::min<int64_t>(config.chunks, config.batch_size));
-      std::cout << format_schedule(clients.holder()->schedule(m, false))
-                << format_schedule(clients.holder()->schedule(m, true));
-    }
-    return;
+  Impl(const RunConfig& config, MpiTransport& world, const DatasetSplits* data)
+      : my_client(world.rank() < config.edge_ranks ? world.rank() : -1) {
+    check_client_world(config, world.size());
+    shards = make_client_shards(config, world, data);
+    // Every rank builds the same plan, so an impossible partition throws the same error everywhere.
+    trainer = std::make_unique<Trainer>(config, world, shards.own ? &*shards.own : nullptr);
   }
 
-  std::string path;
-  auto file = open_clients_run_file(config, world, path);
-  try {
-    if (root) {
-      file->set_attribute("splitpipe_version", splitpipe_version());
-      file->set_attribute("world_size", static_cast<int64_t>(world.size()));
-      file->set_attribute("resolved_config", config.to_ini());
-      file->set_attribute("config", config.config_file);
-      for (const auto& option : config.resolved) file->set_attribute(option.name, option.value);
-      std::cout << "writing " << path << std::endl;
-    }
-    for (int epoch = 0; epoch < config.epochs; ++epoch) {
-      const auto epoch_start = Clock::now();
-      const auto turns = clients.train_epoch(epoch);
-      const PassStats test = clients.evaluate();
-      const double epoch_seconds = seconds_since(epoch_start);
-      const auto gathered = world.gather(client_values(turns, clients.client(), E));
-      if (!root) continue;
-      std::vector<double> per_client(kClientColumns.size() * E, 0.0);
-      for (const auto& rank_values : gathered)
-        for (size_t i = 0; i < per_client.size(); ++i) per_client[i] += rank_values[i];
-      double samples = 0, loss_sum = 0, correct = 0, train_seconds = 0, handoff_seconds = 0, handoff_bytes = 0;
-      for (int c = 0; c < E; ++c) {
-        const double* v = &per_client[kClientColumns.size() * c];
-        file->append_row("clients/" + std::to_string(c),
-                         {{"epoch", epoch + 1.0},
-                          {"samples", v[0]},
-                          {"loss", v[0] > 0 ? v[1] / v[0] : 0},
-                          {"accuracy", v[0] > 0 ? v[2] / v[0] : 0},
-                          {"seconds", v[3]},
-                          {"handoff_seconds", v[4]},
-                          {"handoff_bytes", v[5]}});
-        samples += v[0];
-        loss_sum += v[1];
-        correct += v[2];
-        train_seconds += v[3];
-        handoff_seconds += v[4];
-        handoff_bytes += v[5];
-      }
-      const double train_loss = samples > 0 ? loss_sum / samples : 0, train_acc = samples > 0 ? correct / samples : 0;
-      file->append_row("epochs", {{"epoch", epoch + 1.0},
-                                  {"train_loss", train_loss},
-                                  {"train_acc", train_acc},
-                                  {"test_loss", test.loss},
-                                  {"test_acc", test.accuracy},
-                                  {"epoch_seconds", epoch_seconds},
-                                  {"samples_per_second", train_seconds > 0 ? samples / train_seconds : 0},
-                                  {"handoff_seconds", handoff_seconds},
-                                  {"handoff_bytes", handoff_bytes}});
-      file->append_matrix("confusion", test.confusion);
-      std::cout << "epoch " << epoch + 1 << "/" << config.epochs << "  train loss " << fixed(train_loss, 4) << " acc "
-                << fixed(100 * train_acc, 2) << "%  test loss " << fixed(test.loss, 4) << " acc "
-                << fixed(100 * test.accuracy, 2) << "%  " << fixed(epoch_seconds, 1) << " s  hand-offs "
-                << fixed(handoff_bytes / 1e6, 2) << " MB in " << fixed(handoff_seconds, 3) << " s" << std::endl;
-    }
-    // The weights live on client 0 and the servers; the other clients hold a stale copy.
-    Trainer* holder = clients.holder();
-    const auto digests = world.gather_strings(holder ? holder->weights_digest() : std::string());
-    if (root) {
-      std::string digest_list;
-      for (size_t r = 0; r < digests.size(); ++r) digest_list += (r ? "," : "") + digests[r];
-      file->set_attribute("weights_digest", digest_list);
-      file->finish("complete");
-      std::cout << "wrote " << path << std::endl;
-    }
-  } catch (const std::exception& e) {
-    if (file) file->finish(std::string("failed: ") + e.what());
-    throw;
+  std::vector<ClientTurn> train_epoch(int epoch) {
+    ClientTurn turn;
+    turn.client = my_client;
+    const double bytes_before = wire_bytes(*trainer);
+    const double sync_seconds = trainer->edge_sync_seconds(), sync_bytes = trainer->edge_sync_bytes();
+    turn.train = trainer->train(epoch);
+    if (turn.train.interrupted)
+      throw Error("stopped by SIGUSR1/SIGTERM in epoch " + std::to_string(epoch + 1) +
+                  "; several edge clients cannot checkpoint yet, nothing saved");
+    if (my_client < 0) return {};
+    turn.wire_bytes = wire_bytes(*trainer) - bytes_before;
+    turn.handoff_seconds = trainer->edge_sync_seconds() - sync_seconds;
+    turn.handoff_bytes = trainer->edge_sync_bytes() - sync_bytes;
+    return {turn};
   }
+};
+
+ParallelClients::ParallelClients(const RunConfig& config, MpiTransport& world, const DatasetSplits* data)
+    : impl_(std::make_unique<Impl>(config, world, data)) {}
+ParallelClients::~ParallelClients() = default;
+
+int ParallelClients::client() const { return impl_->my_client; }
+const std::vector<at::Tensor>& ParallelClients::shards() const { return impl_->shards.all; }
+std::vector<ClientTurn> ParallelClients::train_epoch(int epoch) { return impl_->train_epoch(epoch); }
+PassStats ParallelClients::evaluate() { return impl_->trainer->evaluate(); }
+Trainer* ParallelClients::holder() { return impl_->trainer.get(); }
+
+std::unique_ptr<EdgeClients> make_edge_clients(const RunConfig& config, MpiTransport& world,
+                                               const DatasetSplits* data) {
+  if (config.client_mode == "parallel") return std::make_unique<ParallelClients>(config, world, data);
+  return std::make_unique<SequentialClients>(config, world, data);
 }
 
 }  // namespace splitpipe

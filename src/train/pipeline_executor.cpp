@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "boundary_channel.hpp"
 #include "splitpipe/error.hpp"
@@ -51,9 +52,12 @@ struct PipelineExecutor::Impl {
 
   Impl(Transport& t, const PartitionPlan& p, const std::vector<Block>& blocks, const PipelineOptions& o)
       : transport(t), plan(p), options(o) {
-    const int S = static_cast<int>(plan.stages.size());
+    // With several edge clients the plan holds one pipeline of L stages per client; a server
+    // holds stage s of every pipeline, built from the same blocks, so all clients train the
+    // same server weights.
+    const int L = plan.pipeline_length();
     const auto stage_rank = plan.stage_rank();
-    counters.bytes_sent.assign(std::max(S - 1, 0), {0, 0});
+    counters.bytes_sent.assign(std::max(L - 1, 0), {0, 0});
     for (auto* table : {&counters.bytes_received, &counters.raw_bytes_sent, &counters.messages_sent,
                         &counters.error_sum, &counters.error_samples, &counters.encode_seconds_at,
                         &counters.decode_seconds_at, &counters.link_wait_seconds_at})
@@ -69,27 +73,28 @@ struct PipelineExecutor::Impl {
       const StagePlan& sp = plan.stages[s];
       LocalStage stage;
       stage.plan = sp;
-      stage.first = s == 0;
-      stage.last = s == S - 1;
+      stage.first = s % L == 0;
+      stage.last = s % L == L - 1;
       stage.device = at::Device(sp.role == "server" ? options.server_device : options.edge_device);
       for (int b = sp.first_block; b < sp.end_block; ++b) {
         torch::nn::Sequential block = blocks[b].module;
         block->to(stage.device);
         stage.blocks.emplace_back(b, block);
       }
-      if (s > 0) {
+      if (!stage.first) {
         if (stage_rank[s - 1] == sp.rank)
           throw std::logic_error("adjacent stages " + std::to_string(s - 1) + " and " + std::to_string(s) + " on one rank");
-        const int peer = stage_rank[s - 1];
+        const int peer = stage_rank[s - 1], slot = (s - 1) % L;
         const size_t capacity = make_codec(options.fwd_codec)->max_encoded_bytes(boundary_shape(sp.first_block - 1));
-        inbound[{s - 1, false}] = std::make_unique<InboundChannel>(transport, peer, s - 1, false, options.fwd_codec, capacity);
-        outbound[{s - 1, true}] = std::make_unique<OutboundChannel>(transport, peer, s - 1, true, options.bwd_codec);
+        inbound[{s - 1, false}] =
+            std::make_unique<InboundChannel>(transport, peer, s - 1, slot, false, options.fwd_codec, capacity);
+        outbound[{s - 1, true}] = std::make_unique<OutboundChannel>(transport, peer, s - 1, slot, true, options.bwd_codec);
       }
-      if (s < S - 1) {
-        const int peer = stage_rank[s + 1];
+      if (!stage.last) {
+        const int peer = stage_rank[s + 1], slot = s % L;
         const size_t capacity = make_codec(options.bwd_codec)->max_encoded_bytes(boundary_shape(sp.end_block - 1));
-        outbound[{s, false}] = std::make_unique<OutboundChannel>(transport, peer, s, false, options.fwd_codec);
-        inbound[{s, true}] = std::make_unique<InboundChannel>(transport, peer, s, true, options.bwd_codec, capacity);
+        outbound[{s, false}] = std::make_unique<OutboundChannel>(transport, peer, s, slot, false, options.fwd_codec);
+        inbound[{s, true}] = std::make_unique<InboundChannel>(transport, peer, s, slot, true, options.bwd_codec, capacity);
       }
       local_index[s] = stages.size();
       stages.push_back(std::move(stage));
@@ -230,11 +235,20 @@ void PipelineExecutor::set_training(bool training) {
     for (auto& [index, block] : st.blocks) block->train(training);
 }
 
+// Each block once: a server holds the same blocks in the stages of several clients.
+template <typename Visit>
+void for_each_own_block(const std::vector<LocalStage>& stages, Visit visit) {
+  std::set<int> seen;
+  for (const auto& st : stages)
+    for (const auto& [index, block] : st.blocks)
+      if (seen.insert(index).second) visit(index, block);
+}
+
 std::vector<std::pair<std::string, at::Tensor>> PipelineExecutor::named_parameters() const {
   std::vector<std::pair<std::string, at::Tensor>> named;
-  for (const auto& st : impl_->stages)
-    for (const auto& [index, block] : st.blocks)
-      for (const auto& item : block->named_parameters()) named.emplace_back(std::to_string(index) + "." + item.key(), item.value());
+  for_each_own_block(impl_->stages, [&](int index, const torch::nn::Sequential& block) {
+    for (const auto& item : block->named_parameters()) named.emplace_back(std::to_string(index) + "." + item.key(), item.value());
+  });
   return named;
 }
 
@@ -246,9 +260,9 @@ std::vector<at::Tensor> PipelineExecutor::parameters() const {
 
 std::vector<std::pair<std::string, at::Tensor>> PipelineExecutor::named_buffers() const {
   std::vector<std::pair<std::string, at::Tensor>> named;
-  for (const auto& st : impl_->stages)
-    for (const auto& [index, block] : st.blocks)
-      for (const auto& item : block->named_buffers()) named.emplace_back(std::to_string(index) + "." + item.key(), item.value());
+  for_each_own_block(impl_->stages, [&](int index, const torch::nn::Sequential& block) {
+    for (const auto& item : block->named_buffers()) named.emplace_back(std::to_string(index) + "." + item.key(), item.value());
+  });
   return named;
 }
 

@@ -1,7 +1,9 @@
 #include <chrono>
+#include <climits>
 #include <iostream>
 #include <optional>
 
+#include "edge_averaging.hpp"
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/emulated_link.hpp"
 #include "splitpipe/error.hpp"
@@ -39,6 +41,9 @@ DatasetMeta broadcast_meta(const MpiTransport& world, const DatasetSplits* data)
 struct Trainer::Impl {
   RunConfig config;
   MpiTransport& world;
+  // Edge clients training at once (--client-mode parallel; see clients.hpp), ranks 0..clients-1.
+  // 1: the single edge at rank 0 (also each turn of --client-mode sequential).
+  int clients;
   const DatasetSplits* data;
   DatasetMeta meta;
   std::vector<Block> blocks;
@@ -50,17 +55,24 @@ struct Trainer::Impl {
   std::unique_ptr<BatchOrder> order;
   std::map<std::pair<int, bool>, Schedule> schedules;
   std::optional<FaultSpec> fault;
+  std::unique_ptr<EdgeAverager> averager;  // parallel clients only
+  int64_t steps = 0;                       // per epoch
 
   Impl(const RunConfig& c, MpiTransport& w, const DatasetSplits* d, const std::vector<double>& block_seconds)
-      : config(c), world(w), data(w.rank() == 0 ? d : nullptr) {
+      : config(c),
+        world(w),
+        clients(c.client_mode == "parallel" ? c.edge_ranks : 1),
+        data(w.rank() < clients ? d : nullptr) {
     meta = broadcast_meta(world, data);
     // Every rank draws the whole model from the same seed and keeps its own blocks, so the
     // pipeline starts from exactly the weights of the single-process run.
     torch::manual_seed(config.seed);
     blocks = build_model({config.model, meta.sample_shape, meta.num_classes, config.mlp_hidden});
-    plan = make_partition(blocks, world.size(), config.edge_first, config.edge_last, config.server_split, block_seconds);
+    const PartitionPlan single = make_partition(blocks, world.size() - clients + 1, config.edge_first,
+                                                config.edge_last, config.server_split, block_seconds);
+    plan = clients > 1 ? replicate_for_clients(single, clients) : single;
 
-    const int64_t steps = num_batches(meta.train_size, config.batch_size);
+    steps = clients > 1 ? parallel_rounds() : num_batches(meta.train_size, config.batch_size);
     lr = LrSchedule{config.lr_schedule, config.lr, config.epochs, config.warmup_epochs,
                     config.lr_step_epochs, config.lr_gamma, steps};
     PipelineOptions options{config.fwd_codec, config.bwd_codec,
@@ -76,15 +88,40 @@ struct Trainer::Impl {
                       .weight_decay(config.weight_decay)
                       .nesterov(config.nesterov));
     if (!config.fault_inject.empty()) fault = parse_fault_spec(config.fault_inject);
-    if (data) order = std::make_unique<BatchOrder>(meta.train_size, config.batch_size, true, config.seed);
+    if (data) order = std::make_unique<BatchOrder>(data->train.size(), config.batch_size, true, config.seed);
+    if (clients > 1) averager = std::make_unique<EdgeAverager>(world, clients, config.comm_timeout);
+  }
+
+  // Parallel clients train in rounds of one full mini-batch each: as many rounds as the
+  // smallest shard has full batches (agreed over the world; servers have no data).
+  int64_t parallel_rounds() const {
+    const int64_t own = data ? data->train.size() / config.batch_size : INT_MAX;
+    const int64_t rounds = -world.max_over_ranks({-static_cast<int>(std::min<int64_t>(own, INT_MAX))}).at(0);
+    if (rounds < 1) throw UsageError("--batch-size " + std::to_string(config.batch_size) + ": a client's shard holds less than one batch");
+    return rounds;
+  }
+  int64_t train_batch_length(int64_t b) const {
+    return clients > 1 ? config.batch_size : batch_length(meta.train_size, config.batch_size, b);
   }
 
   const Schedule& schedule(int microbatches, bool forward_only) {
     const auto key = std::make_pair(microbatches, forward_only);
     auto it = schedules.find(key);
     if (it == schedules.end())
-      it = schedules.emplace(key, build_schedule(config.schedule, plan.stage_rank(), microbatches, forward_only)).first;
+      it = schedules.emplace(key, make_schedule(microbatches, forward_only)).first;
     return it->second;
+  }
+
+  // Parallel clients train together; client 0 alone evaluates (the edge copies are equal after
+  // the average at the end of every epoch), so evaluation runs only client 0's pipeline.
+  Schedule make_schedule(int microbatches, bool forward_only) const {
+    std::vector<int> stage_rank = plan.stage_rank();
+    if (clients == 1) return build_schedule(config.schedule, stage_rank, microbatches, forward_only);
+    if (forward_only) {
+      stage_rank.resize(plan.pipeline_length());
+      return build_schedule(config.schedule, stage_rank, microbatches, true);
+    }
+    return build_schedule(config.schedule, stage_rank, microbatches, false, plan.pipeline_length());
   }
 
   // Cuts one mini-batch into micro-batches (sizes differ by at most one sample).
@@ -117,14 +154,13 @@ struct Trainer::Impl {
 
   PassStats train(int epoch, int64_t first, int64_t count, const Progress& progress) {
     const auto start = Clock::now();
-    const int64_t steps = num_batches(meta.train_size, config.batch_size);
     const int64_t end = count < 0 ? steps : std::min(steps, first + count);
     PassStats stats;
     stats.confusion = at::zeros({meta.num_classes, meta.num_classes}, at::kLong);
     executor->set_training(true);
     if (order) order->start_epoch(epoch);
     for (int64_t b = first; b < end; ++b) {
-      const int64_t length = batch_length(meta.train_size, config.batch_size, b);
+      const int64_t length = train_batch_length(b);
       const int microbatches = static_cast<int>(std::min<int64_t>(config.chunks, length));
       std::optional<EdgeBatch> batch;
       if (data) {
@@ -160,9 +196,18 @@ struct Trainer::Impl {
                     << (result.nonfinite ? result.nonfinite_where : std::string("non-finite values on another rank"))
                     << std::endl;
       } else {
-        if (optimizer) optimizer->step();
+        if (optimizer) {
+          // A server accumulated every client's gradient of its own batch mean: their mean is
+          // the gradient of the union batch.
+          if (clients > 1 && !data)
+            for (const auto& p : executor->parameters())
+              if (p.grad().defined()) p.mutable_grad().div_(static_cast<double>(clients));
+          optimizer->step();
+        }
         accumulate(stats, result, batch ? &*batch : nullptr);
       }
+      if (averager && averager->is_member() && ((b + 1) % config.sync_every == 0 || b + 1 == steps))
+        averager->average(*executor, optimizer.get());
       if (progress) progress(b + 1, steps, finished(stats, start));
       if (flags[1]) {
         stats.interrupted = true;
@@ -204,7 +249,7 @@ const DatasetMeta& Trainer::meta() const { return impl_->meta; }
 const std::vector<Block>& Trainer::blocks() const { return impl_->blocks; }
 const PartitionPlan& Trainer::plan() const { return impl_->plan; }
 const LrSchedule& Trainer::lr_schedule() const { return impl_->lr; }
-int64_t Trainer::steps_per_epoch() const { return num_batches(impl_->meta.train_size, impl_->config.batch_size); }
+int64_t Trainer::steps_per_epoch() const { return impl_->steps; }
 const Schedule& Trainer::schedule(int microbatches, bool forward_only) {
   return impl_->schedule(microbatches, forward_only);
 }
@@ -213,6 +258,8 @@ PassStats Trainer::train(int epoch, int64_t first, int64_t count, const Progress
 }
 PassStats Trainer::evaluate() { return impl_->evaluate(); }
 PipelineExecutor& Trainer::executor() { return *impl_->executor; }
+double Trainer::edge_sync_seconds() const { return impl_->averager ? impl_->averager->seconds() : 0.0; }
+double Trainer::edge_sync_bytes() const { return impl_->averager ? impl_->averager->bytes() : 0.0; }
 
 void Trainer::save_state(torch::serialize::OutputArchive& archive) const {
   for (const auto& [name, p] : impl_->executor->named_parameters()) archive.write("param/" + name, p, false);

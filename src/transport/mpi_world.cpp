@@ -7,7 +7,6 @@
 #include "splitpipe/mpi_world.hpp"
 
 namespace splitpipe {
-namespace {
 
 void check_mpi(int code, const std::string& what) {
   if (code == MPI_SUCCESS) return;
@@ -16,6 +15,8 @@ void check_mpi(int code, const std::string& what) {
   MPI_Error_string(code, text, &length);
   throw Error(what + ": " + std::string(text, length));
 }
+
+namespace {
 
 int checked_count(size_t bytes, const std::string& what) {
   if (bytes > static_cast<size_t>(INT_MAX))
@@ -141,6 +142,13 @@ void MpiTransport::agree_on(const std::optional<std::string>& local_error, int e
   broadcast(message, first);
   if (first != 0) message = "rank " + std::to_string(first) + ": " + message;
   throw CollectiveError(message, static_cast<int>(code.at(0)));
+}
+
+void MpiTransport::sum_in_place(std::vector<float>& values) const {
+  if (values.size() > static_cast<size_t>(INT_MAX)) throw Error("sum_in_place: too many values for one MPI call");
+  MPI_Request request;
+  MPI_Iallreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_FLOAT, MPI_SUM, comm_, &request);
+  finish_collective(request, "sum_in_place");
 }
 
 std::vector<int> MpiTransport::max_over_ranks(const std::vector<int>& values) const {

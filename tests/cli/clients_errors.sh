@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Several edge clients (--edge-ranks): bad invocations must end with exactly one
 # "splitpipe: error:" line over all ranks, the expected exit code and text, within the time
-# limit (a hang is a failure), with no crash and no rank left running. One good run closes the
-# table: 2 sequential clients + 1 server write /clients/<i> groups with a non-empty hand-off.
+# limit (a hang is a failure), with no crash and no rank left running. Two good runs close the
+# table: 2 clients + 1 server, sequential and parallel, write /clients/<i> groups with a
+# non-empty hand-off (sequential) or edge average (parallel).
 #
 # Usage: clients_errors.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
 # SPLITPIPE_CLI_TIMEOUT (default 10): seconds per process, and per 2 ranks under mpirun.
@@ -75,16 +76,28 @@ row "iid shard smaller than one batch" 3 1 "fewer than one mini-batch of 48" -- 
 row "skewed shard smaller than one batch" 3 1 "holds 80 samples, fewer than one mini-batch of 90" -- \
   "${synthetic[@]}" --synthetic-train 200 --edge-ranks 2 --batch-size 90 --shard label-skew:alpha=0.01
 row "bad shard spec" 3 2 "--shard" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 --shard label-skew:alpha=-1
-row "parallel mode not implemented" 3 2 "--client-mode" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 --client-mode parallel
+parallel=(--client-mode parallel)
+row "parallel: E=2 in a world of 2" 2 2 "--edge-ranks 2 needs" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 "${parallel[@]}"
+row "parallel: shard smaller than one batch" 3 1 "fewer than one mini-batch of 48" -- \
+  "${synthetic[@]}" --synthetic-train 64 --batch-size 48 --edge-ranks 2 "${parallel[@]}"
+row "parallel: impossible partition" 3 2 "--edge-first 4" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 \
+  --edge-first 4 --edge-last 2 "${parallel[@]}"
+row "parallel: emulated link" 0 2 "--link" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 "${parallel[@]}" \
+  --link bandwidth=10Mbit
+row "parallel: E=0" 3 2 "--edge-ranks" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 0 "${parallel[@]}"
 row "impossible partition for each turn" 3 2 "--edge-first 4" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 --edge-first 4 --edge-last 2
 row "missing dataset on the clients" 3 1 "/nonexistent" -- --edge-ranks 2 --data-dir /nonexistent
 
-# The good run: one epoch, 2 clients, 1 server.
-good=$work/good.h5
-rows=$((rows + 1))
-if timeout --kill-after=5 $((limit * 4)) "$mpiexec" -np 3 "${mpirun_flags[@]}" "$binary" "${synthetic[@]}" \
-  --synthetic-train 128 --batch-size 16 --edge-ranks 2 --output "$good" >"$work/good.log" 2>&1 </dev/null; then
-  check=$(/usr/bin/python3 - "$good" <<'PY' 2>&1
+# The good runs: one epoch, 2 clients, 1 server, in each mode. Sequential: every client trains
+# over its whole shard and hands off its state; parallel: 4 rounds of one batch per client,
+# then the edge copies are averaged.
+good_run() {
+  local mode=$1 good=$work/good-$1.h5
+  rows=$((rows + 1))
+  if timeout --kill-after=5 $((limit * 4)) "$mpiexec" -np 3 "${mpirun_flags[@]}" "$binary" "${synthetic[@]}" \
+    --synthetic-train 128 --batch-size 16 --edge-ranks 2 --client-mode "$mode" --output "$good" \
+    >"$work/good-$mode.log" 2>&1 </dev/null; then
+    check=$(/usr/bin/python3 - "$good" <<'PY' 2>&1
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 problems = []
@@ -93,16 +106,20 @@ for c in ("0", "1"):
     g = f["clients/" + c]
     if g["samples"][0] != 64: problems.append(f"client {c} samples {g['samples'][0]}")
     if not g["handoff_bytes"][0] > 0: problems.append(f"client {c} handoff_bytes {g['handoff_bytes'][0]}")
+    if not g["wire_bytes"][0] > 0: problems.append(f"client {c} wire_bytes {g['wire_bytes'][0]}")
 if f["epochs/train_acc"].shape != (1,): problems.append("epochs table")
 print("; ".join(problems))
 PY
 )
-  [[ -z $check ]] || failed+=("row $rows (good run): $check")
-else
-  failed+=("row $rows (good run): exit code $?")
-  cat "$work/good.log"
-fi
-printf '%3d  %-4s %4s  %-40s\n' "$rows" "$([[ ${#failed[@]} -gt 0 && ${failed[-1]} == "row $rows "* ]] && echo FAIL || echo ok)" 0 "2 sequential clients write /clients/<i>"
+    [[ -z $check ]] || failed+=("row $rows (good $mode run): $check")
+  else
+    failed+=("row $rows (good $mode run): exit code $?")
+    cat "$work/good-$mode.log"
+  fi
+  printf '%3d  %-4s %4s  %-40s\n' "$rows" "$([[ ${#failed[@]} -gt 0 && ${failed[-1]} == "row $rows "* ]] && echo FAIL || echo ok)" 0 "2 $mode clients write /clients/<i>"
+}
+good_run sequential
+good_run parallel
 
 if ((${#failed[@]} > 0)); then
   echo "${#failed[@]} of $rows rows FAILED:"

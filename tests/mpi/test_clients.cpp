@@ -1,13 +1,16 @@
-// Sequential edge clients (--edge-ranks 2 --client-mode sequential) with np 3: clients 0 and 1,
-// one server. One epoch must give the weights of a single process that trains over client 0's
-// shard and then client 1's shard, each in its own seeded batch order, with one optimizer
-// whose momentum carries across: this is what the hand-off of the edge state promises.
+// Several edge clients with np 3: clients 0 and 1, one server.
+// Sequential mode: one epoch must give the weights of a single process that trains over
+// client 0's shard and then client 1's shard, each in its own seeded batch order, with one
+// optimizer whose momentum carries across: this is what the hand-off of the edge state promises.
+// Parallel mode with --sync-every 1: every round must equal one SGD step of a single process on
+// the union of the two clients' batches (client 0's, then client 1's samples).
 //
 // The reference is a plain loop over the model's blocks (no Trainer, no pipeline), computed on
 // every rank from the same seed, so each rank compares the parameters it holds.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 
 #include "mpi_test.hpp"
@@ -24,11 +27,14 @@ namespace {
 
 constexpr double kTolerance = 1e-5;  // on |clients - reference| / max(1, |reference|)
 
-RunConfig make_config(const std::string& shard) {
-  const std::vector<std::string> args{"test_mpi", "--model", "lenet5", "--dataset", "synthetic",
-                                      "--synthetic-shape", "1x28x28", "--synthetic-classes", "10",
-                                      "--synthetic-train", "100", "--synthetic-test", "16", "--batch-size", "16",
-                                      "--seed", "5", "--threads", "1", "--edge-ranks", "2", "--shard", shard};
+RunConfig make_config(const std::string& shard, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args{"test_mpi", "--model", "lenet5", "--dataset", "synthetic",
+                                "--synthetic-shape", "1x28x28", "--synthetic-classes", "10",
+                                "--synthetic-test", "16", "--batch-size", "16",
+                                "--seed", "5", "--threads", "1", "--edge-ranks", "2", "--shard", shard};
+  args.insert(args.end(), extra.begin(), extra.end());
+  if (std::find(extra.begin(), extra.end(), "--synthetic-train") == extra.end())
+    args.insert(args.end(), {"--synthetic-train", "100"});
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   return parse_command_line(static_cast<int>(argv.size()), argv.data()).config;
@@ -36,41 +42,74 @@ RunConfig make_config(const std::string& shard) {
 
 using NamedTensors = std::map<std::string, at::Tensor>;
 
-// One process, all blocks, over the shards in `client_order`, one SGD throughout.
+// One process holding all blocks, with one SGD: the reference both modes must reproduce.
+struct ReferenceRun {
+  std::vector<Block> blocks;
+  std::unique_ptr<torch::optim::SGD> sgd;
+  const Dataset& train;
+
+  ReferenceRun(const RunConfig& config, const Dataset& data) : train(data) {
+    torch::manual_seed(config.seed);
+    blocks = build_model({config.model, train.sample_shape(), train.num_classes, config.mlp_hidden});
+    std::vector<at::Tensor> params;
+    for (auto& block : blocks)
+      for (const auto& p : block.module->parameters()) params.push_back(p);
+    sgd = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr)
+                                                          .momentum(config.momentum)
+                                                          .weight_decay(config.weight_decay)
+                                                          .nesterov(config.nesterov));
+  }
+
+  // One SGD step on the mean loss over the samples at `index` (training-set positions).
+  void step(const at::Tensor& index) {
+    at::Tensor x = train.inputs.index_select(0, index);
+    for (auto& block : blocks) x = block.module->forward(x);
+    const at::Tensor labels = train.labels.index_select(0, index);
+    const at::Tensor loss = torch::nn::functional::cross_entropy(
+                                x, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                            static_cast<double>(labels.size(0));
+    sgd->zero_grad();
+    loss.backward();
+    sgd->step();
+  }
+
+  NamedTensors parameters() const {
+    NamedTensors named;
+    for (size_t b = 0; b < blocks.size(); ++b)
+      for (const auto& item : blocks[b].module->named_parameters())
+        named[std::to_string(b) + "." + item.key()] = item.value().detach().clone();
+    return named;
+  }
+};
+
+// Sequential: over the shards in `client_order`, each in its own seeded order.
 NamedTensors reference(const RunConfig& config, const Dataset& train, const std::vector<at::Tensor>& shards,
                        const std::vector<int>& client_order) {
-  torch::manual_seed(config.seed);
-  auto blocks = build_model({config.model, train.sample_shape(), train.num_classes, config.mlp_hidden});
-  std::vector<at::Tensor> params;
-  for (auto& block : blocks)
-    for (const auto& p : block.module->parameters()) params.push_back(p);
-  torch::optim::SGD sgd(params, torch::optim::SGDOptions(config.lr)
-                                    .momentum(config.momentum)
-                                    .weight_decay(config.weight_decay)
-                                    .nesterov(config.nesterov));
-  const int epoch = 0;
+  ReferenceRun run(config, train);
   for (int client : client_order) {
     const at::Tensor& shard = shards.at(client);
     BatchOrder order(shard.size(0), config.batch_size, true, config.seed);
-    order.start_epoch(epoch);
-    for (int64_t b = 0; b < order.num_batches(); ++b) {
-      const at::Tensor index = shard.index_select(0, order.batch_indices(b));
-      at::Tensor x = train.inputs.index_select(0, index);
-      for (auto& block : blocks) x = block.module->forward(x);
-      const at::Tensor labels = train.labels.index_select(0, index);
-      const at::Tensor loss = torch::nn::functional::cross_entropy(
-                                  x, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
-                              static_cast<double>(labels.size(0));
-      sgd.zero_grad();
-      loss.backward();
-      sgd.step();
-    }
+    order.start_epoch(0);
+    for (int64_t b = 0; b < order.num_batches(); ++b) run.step(shard.index_select(0, order.batch_indices(b)));
   }
-  NamedTensors named;
-  for (size_t b = 0; b < blocks.size(); ++b)
-    for (const auto& item : blocks[b].module->named_parameters())
-      named[std::to_string(b) + "." + item.key()] = item.value().detach().clone();
-  return named;
+  return run.parameters();
+}
+
+// Parallel: `rounds` steps, each on the union of batch b of every client in `clients`.
+NamedTensors union_reference(const RunConfig& config, const Dataset& train, const std::vector<at::Tensor>& shards,
+                             const std::vector<int>& clients, int64_t rounds) {
+  ReferenceRun run(config, train);
+  std::vector<BatchOrder> orders;
+  for (const at::Tensor& shard : shards) {
+    orders.emplace_back(shard.size(0), config.batch_size, true, config.seed);
+    orders.back().start_epoch(0);
+  }
+  for (int64_t b = 0; b < rounds; ++b) {
+    std::vector<at::Tensor> parts;
+    for (int c : clients) parts.push_back(shards.at(c).index_select(0, orders.at(c).batch_indices(b)));
+    run.step(at::cat(parts));
+  }
+  return run.parameters();
 }
 
 double max_relative_difference(const std::vector<std::pair<std::string, at::Tensor>>& mine, const NamedTensors& ref) {
@@ -122,6 +161,66 @@ TEST_P(SequentialClientsTest, OneEpochEqualsSingleProcessOverShardsInClientOrder
     EXPECT_EQ(world_rank(), 1) << "only client 1 holds no weights after the epoch";
   }
 }
+
+class ParallelClientsTest : public MpiTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ParallelClientsTest, SyncEveryRoundEqualsSingleProcessOnTheUnionBatch) {
+  if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
+  // Two micro-batches per client, so the server interleaves four micro-batches per round.
+  const RunConfig config = make_config(GetParam(), {"--client-mode", "parallel", "--sync-every", "1", "--chunks",
+                                                    "2", "--synthetic-train", "160", "--momentum", "0.9",
+                                                    "--weight-decay", "0.001"});
+  MpiTransport world;
+  const DatasetSplits data = load_dataset(config.data);
+  const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
+                                  config.seed, config.batch_size);
+  const int64_t rounds = std::min(shards[0].size(0), shards[1].size(0)) / config.batch_size;
+  ParallelClients clients(config, world, world_rank() < 2 ? &data : nullptr);
+  EXPECT_EQ(clients.holder()->steps_per_epoch(), rounds);
+  const auto turns = clients.train_epoch(0);
+
+  const bool server = world_rank() == 2;
+  EXPECT_EQ(turns.size(), server ? 0u : 1u);
+  if (!server && turns.size() == 1) {
+    EXPECT_EQ(turns[0].train.samples, rounds * config.batch_size) << "one full batch per round";
+    EXPECT_GT(turns[0].handoff_bytes, 0) << "the edge state was averaged";
+    EXPECT_GT(turns[0].wire_bytes, 0);
+  }
+  // Every rank holds weights: both clients the (averaged) edge stages, the server the middle.
+  const auto mine = clients.holder()->executor().named_parameters();
+  EXPECT_FALSE(mine.empty());
+  const double union_batch = max_relative_difference(mine, union_reference(config, data.train, shards, {0, 1}, rounds));
+  const double own_only = max_relative_difference(mine, union_reference(config, data.train, shards, {0}, rounds));
+  EXPECT_LT(union_batch, kTolerance) << "rank " << world_rank();
+  EXPECT_GT(own_only, 1e-3) << "rank " << world_rank() << ": client 1's batches must matter";
+  const PassStats test = clients.evaluate();
+  if (world_rank() == 0) EXPECT_EQ(test.samples, 16);
+}
+
+TEST_F(ParallelClientsTest, SyncEveryFewRoundsLeavesEqualEdgeCopiesAtTheEpochEnd) {
+  if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
+  const RunConfig config = make_config("iid", {"--client-mode", "parallel", "--sync-every", "4", "--chunks", "2",
+                                               "--synthetic-train", "160", "--momentum", "0.9"});
+  MpiTransport world;
+  const DatasetSplits data = load_dataset(config.data);
+  const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
+                                  config.seed, config.batch_size);
+  ParallelClients clients(config, world, world_rank() < 2 ? &data : nullptr);
+  clients.train_epoch(0);
+  const auto digests = world.gather_strings(clients.holder()->weights_digest());
+  if (world_rank() == 0) {
+    EXPECT_EQ(digests.at(0), digests.at(1)) << "the epoch ends with an average";
+  }
+  // Local steps between averages are not the union-batch step: the weights differ from it.
+  const int64_t rounds = clients.holder()->steps_per_epoch();
+  EXPECT_GE(rounds, 5);
+  const double union_batch = max_relative_difference(clients.holder()->executor().named_parameters(),
+                                                     union_reference(config, data.train, shards, {0, 1}, rounds));
+  if (world_rank() < 2) EXPECT_GT(union_batch, 1e-5) << "rank " << world_rank();
+}
+
+INSTANTIATE_TEST_SUITE_P(Shards, ParallelClientsTest, ::testing::Values("iid", "label-skew:alpha=0.5"),
+                         [](const auto& info) { return info.param == "iid" ? "iid" : "label_skew"; });
 
 INSTANTIATE_TEST_SUITE_P(Shards, SequentialClientsTest, ::testing::Values("iid", "label-skew:alpha=0.5"),
                          [](const auto& info) { return info.param == "iid" ? "iid" : "label_skew"; });

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "splitpipe/schedule.hpp"
 
 using namespace splitpipe;
@@ -17,6 +19,18 @@ std::vector<int> edge_layout(int servers) {
 std::vector<int> linear_layout(int ranks) {
   std::vector<int> stage_rank;
   for (int r = 0; r < ranks; ++r) stage_rank.push_back(r);
+  return stage_rank;
+}
+
+// E edge clients (ranks 0..E-1) sharing P servers (ranks E..E+P-1): client c's pipeline is
+// stages c*(P+2) .. c*(P+2)+P+1 = [c, E, ..., E+P-1, c].
+std::vector<int> clients_layout(int clients, int servers) {
+  std::vector<int> stage_rank;
+  for (int c = 0; c < clients; ++c) {
+    stage_rank.push_back(c);
+    for (int r = 0; r < servers; ++r) stage_rank.push_back(clients + r);
+    stage_rank.push_back(c);
+  }
   return stage_rank;
 }
 
@@ -50,6 +64,53 @@ TEST(Schedule, EveryCombinationUpTo4RanksAnd8MicrobatchesIsValid) {
             EXPECT_GE(sim.bubble_fraction, 0.0);
             EXPECT_LT(sim.bubble_fraction, 1.0);
           }
+}
+
+TEST(Schedule, EveryMultiClientCombinationIsValidAndInterleavesTheServer) {
+  for (const std::string kind : {"gpipe", "1f1b"})
+    for (bool forward_only : {false, true})
+      for (int clients = 1; clients <= 4; ++clients)
+        for (int servers = 1; servers <= 2; ++servers)
+          for (int m = 1; m <= 8; ++m) {
+            SCOPED_TRACE(kind + " clients=" + std::to_string(clients) + " servers=" + std::to_string(servers) +
+                         " m=" + std::to_string(m) + (forward_only ? " fwd" : ""));
+            const int length = servers + 2;
+            const Schedule s = build_schedule(kind, clients_layout(clients, servers), m, forward_only, length);
+            EXPECT_NO_THROW(check_schedule(s));
+            EXPECT_EQ(s.num_pipelines(), clients);
+            EXPECT_EQ(count(s, ActionType::Forward), static_cast<size_t>(clients * length * m));
+            // A client talks only to the first and the last server, and only about its own pipeline.
+            for (int c = 0; c < clients; ++c)
+              for (const Action& a : s.programs[c]) {
+                EXPECT_EQ(a.stage / length, c) << to_string(a);
+                if (a.peer >= 0) {
+                  EXPECT_TRUE(a.peer == clients || a.peer == clients + servers - 1) << to_string(a);
+                }
+              }
+            // Each server runs its stage for every client.
+            for (int r = clients; r < clients + servers; ++r) {
+              std::set<int> pipelines;
+              for (const Action& a : s.programs[r]) pipelines.insert(a.stage / length);
+              EXPECT_EQ(static_cast<int>(pipelines.size()), clients);
+            }
+            // Clients work at the same time: serving E clients costs less than E single-client steps.
+            const double one = simulate(build_schedule(kind, clients_layout(1, servers), m, forward_only, length)).makespan;
+            const double all = simulate(s).makespan;
+            if (clients > 1) {
+              EXPECT_LT(all, clients * one);
+            }
+            EXPECT_GE(all, one);
+          }
+}
+
+TEST(Schedule, MultiClientDataNeverCrossesPipelines) {
+  // Client 1's first stage (stage 4 with 2 servers) receiving client 0's last activation would
+  // join the pipelines: the checker refuses it.
+  Schedule s = build_schedule("gpipe", clients_layout(2, 2), 2, false, 4);
+  s.programs[1].insert(s.programs[1].begin(), Action{ActionType::RecvActivation, 4, 0, 0});
+  EXPECT_THROW(check_schedule(s), ScheduleError);
+  // A layout that does not divide into pipelines is refused.
+  EXPECT_THROW(build_schedule("gpipe", clients_layout(2, 1), 2, false, 4), ScheduleError);
 }
 
 TEST(Schedule, GPipeOnLinearPipelineMatchesAnalyticBubble) {
@@ -163,6 +224,13 @@ std::vector<Schedule> small_valid_schedules() {
       for (int ranks = 2; ranks <= 4; ++ranks)
         for (const auto& layout : {linear_layout(ranks), edge_layout(ranks - 1)})
           for (int m = 1; m <= 4; ++m) schedules.push_back(build_schedule(kind, layout, m, forward_only));
+  for (const std::string kind : {"gpipe", "1f1b"})
+    for (bool forward_only : {false, true})
+      for (int clients = 2; clients <= 3; ++clients)
+        for (int servers = 1; servers <= 2; ++servers)
+          for (int m = 1; m <= 3; ++m)
+            schedules.push_back(
+                build_schedule(kind, clients_layout(clients, servers), m, forward_only, servers + 2));
   return schedules;
 }
 
