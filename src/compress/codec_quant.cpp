@@ -40,38 +40,42 @@ class QuantCodec final : public FeedbackCodec {
     const uint32_t per = reader.u32("grouping");
     const std::vector<int64_t> sizes = reader.sizes();
     if (per > 1 || (per == 1 && sizes.size() < 2)) reader.fail("invalid grouping " + std::to_string(per));
-    const UniformGrid grid = read_grid_table(reader, per == 1 ? sizes[1] : 1);
-    const at::Tensor codes = reader.codes(reader.numel(), static_cast<int>(bits), "codes");
+    const GridLayout layout = grid_layout(sizes, per == 1);
+    const UniformGrid grid = read_grid_table(reader, layout.groups);
+    const int64_t count = reader.numel();
+    const uint8_t* codes = reader.packed_codes(count, static_cast<int>(bits), "codes");
     reader.expect_end();
-    const std::vector<int64_t> grid_shape = broadcast_shape(sizes, per == 1);
-    return dequantize_codes(codes.view(sizes), grid.lo.view(grid_shape), grid.step.view(grid_shape));
+    at::Tensor decoded = at::empty(sizes, at::kFloat);
+    if (count > 0)
+      unpack_dequantize(codes, count, layout, grid.lo.data_ptr<float>(), grid.step.data_ptr<float>(),
+                        static_cast<int>(bits), decoded.data_ptr<float>());
+    return decoded;
   }
 
  protected:
   size_t encode_values(const at::Tensor& x, std::vector<uint8_t>& out, int /*stream*/) override {
-    const bool per_channel = uses_channels(x.sizes());
-    const int64_t groups = per_channel ? x.size(1) : 1;
-    const std::vector<int64_t> grid_shape = broadcast_shape(x.sizes().vec(), per_channel);
-    at::Tensor lo, hi;
-    if (x.numel() == 0) {
-      lo = hi = at::zeros({groups}, x.options());
-    } else if (per_channel) {
-      std::vector<int64_t> other_dims;
-      for (int64_t d = 0; d < x.dim(); ++d)
-        if (d != 1) other_dims.push_back(d);
-      lo = x.amin(other_dims);
-      hi = x.amax(other_dims);
-    } else {
-      std::tie(lo, hi) = at::aminmax(x);
-    }
-    const UniformGrid grid = uniform_grid(lo.reshape({groups}), hi.reshape({groups}), bits_);
-    const at::Tensor codes =
-        quantize_codes(x, grid.lo.view(grid_shape), grid.step.view(grid_shape), bits_, rounding_, generator_);
-    PayloadWriter writer(out, id(), x.sizes(), payload_bytes(x.sizes()));
+    const at::Tensor values = x.contiguous();
+    const int64_t count = values.numel();
+    const bool per_channel = uses_channels(values.sizes());
+    const GridLayout layout = grid_layout(values.sizes().vec(), per_channel);
+    at::Tensor lo = at::zeros({layout.groups}, values.options()), hi = at::zeros({layout.groups}, values.options());
+    if (count > 0) group_ranges(values.data_ptr<float>(), count, layout, lo.data_ptr<float>(), hi.data_ptr<float>());
+    const UniformGrid grid = uniform_grid(lo, hi, bits_);
+    PayloadWriter writer(out, id(), values.sizes(), payload_bytes(values.sizes()));
     writer.put_u32(static_cast<uint32_t>(bits_));
     writer.put_u32(per_channel ? 1 : 0);
     put_grid_table(writer, grid);
-    writer.put_codes(codes, bits_);
+    if (rounding_ == Rounding::Nearest) {
+      uint8_t* codes = writer.claim(packed_bytes(count, bits_));
+      if (count > 0)
+        quantize_pack_nearest(values.data_ptr<float>(), count, layout, grid.lo.data_ptr<float>(),
+                              grid.step.data_ptr<float>(), bits_, codes);
+    } else {
+      const std::vector<int64_t> grid_shape = broadcast_shape(values.sizes().vec(), per_channel);
+      writer.put_codes(quantize_codes(values, grid.lo.view(grid_shape), grid.step.view(grid_shape), bits_,
+                                      rounding_, generator_),
+                       bits_);
+    }
     return writer.finish();
   }
 
@@ -81,6 +85,14 @@ class QuantCodec final : public FeedbackCodec {
   size_t payload_bytes(c10::IntArrayRef shape) const {
     const int64_t groups = uses_channels(shape) ? shape[1] : 1;
     return 2 * sizeof(uint32_t) + grid_table_bytes(groups) + packed_bytes(shape_numel(shape), bits_);
+  }
+
+  // Channel = dim 1: C grids, each used by runs of prod(dims 2..) consecutive values.
+  static GridLayout grid_layout(const std::vector<int64_t>& sizes, bool per_channel) {
+    if (!per_channel) return {1, std::max<int64_t>(1, shape_numel(sizes))};
+    int64_t inner = 1;
+    for (size_t d = 2; d < sizes.size(); ++d) inner *= sizes[d];
+    return {sizes[1], inner};
   }
 
   // [1, C, 1, ...] for per-channel grids, [1, ...] otherwise, so (lo, step) broadcast over x.

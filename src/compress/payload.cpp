@@ -149,13 +149,17 @@ at::Tensor PayloadReader::tensor(int64_t count, at::ScalarType stored, const cha
   return result;
 }
 
-at::Tensor PayloadReader::codes(int64_t count, int bits, const char* what) {
+const uint8_t* PayloadReader::packed_codes(int64_t count, int bits, const char* what) {
   // Bound the count by the bytes left before multiplying, so a huge header count cannot overflow.
   const size_t left = size_ - position_;
   if (count < 0 || static_cast<uint64_t>(count) / 8 > left)
     fail(std::string("truncated payload: ") + what + " needs " + std::to_string(count) + " codes of " +
          std::to_string(bits) + " bits, " + std::to_string(left) + " bytes left");
-  const uint8_t* at = take(packed_bytes(count, bits), what);
+  return take(packed_bytes(count, bits), what);
+}
+
+at::Tensor PayloadReader::codes(int64_t count, int bits, const char* what) {
+  const uint8_t* at = packed_codes(count, bits, what);
   at::Tensor result = at::empty({count}, at::kInt);
   unpack_bits(at, count, bits, reinterpret_cast<uint32_t*>(result.data_ptr<int32_t>()));
   return result;

@@ -54,6 +54,9 @@ class PayloadReader {
   at::Tensor tensor(int64_t count, at::ScalarType stored, const char* what);
   // `count` packed codes of `bits` bits as a new int32 tensor (each < 2^bits).
   at::Tensor codes(int64_t count, int bits, const char* what);
+  // The packed_bytes(count, bits) bytes of `count` codes, checked to be there (for the fused
+  // decoders that unpack straight from the message).
+  const uint8_t* packed_codes(int64_t count, int bits, const char* what);
   // The next n bytes (valid while the caller's buffer is).
   const uint8_t* bytes(size_t n, const char* what);
   // Throws unless the payload was consumed exactly.

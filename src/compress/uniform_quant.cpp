@@ -1,6 +1,14 @@
 #include "uniform_quant.hpp"
 
+#include "bit_pack.hpp"
+#include "vector_clones.hpp"
+
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
 
 namespace splitpipe {
 
@@ -37,6 +45,120 @@ void put_grid_table(PayloadWriter& writer, const UniformGrid& grid) {
 UniformGrid read_grid_table(PayloadReader& reader, int64_t groups) {
   const at::Tensor table = reader.tensor(groups * 2, at::kFloat, "grid table").view({groups, 2});
   return {table.select(1, 0).contiguous(), table.select(1, 1).contiguous()};
+}
+
+namespace {
+
+constexpr int64_t kValuesPerTask = 1 << 16;
+
+struct Range {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  bool nan = false;
+
+  Range merged(const Range& other) const {
+    return {std::min(lo, other.lo), std::max(hi, other.hi), nan || other.nan};
+  }
+};
+
+// Min, max and NaN flag of n values. Independent lanes let the compiler vectorize the loop
+// without reassociating anything (min and max are exact, so the lane order does not matter).
+// The NaN flag is a float select: an integer flag lane mixed with float lanes halves the speed.
+SPLITPIPE_VECTOR_CLONES Range range_of(const float* x, int64_t n) {
+  constexpr int kLanes = 16;
+  float lo[kLanes], hi[kLanes], nan[kLanes];
+  for (int k = 0; k < kLanes; ++k) {
+    lo[k] = std::numeric_limits<float>::infinity();
+    hi[k] = -std::numeric_limits<float>::infinity();
+    nan[k] = 0.0f;
+  }
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      const float v = x[i + k];
+      lo[k] = v < lo[k] ? v : lo[k];
+      hi[k] = v > hi[k] ? v : hi[k];
+      nan[k] = v != v ? 1.0f : nan[k];
+    }
+  }
+  for (int k = 0; i < n; ++i, ++k) {
+    const float v = x[i];
+    lo[k] = v < lo[k] ? v : lo[k];
+    hi[k] = v > hi[k] ? v : hi[k];
+    nan[k] = v != v ? 1.0f : nan[k];
+  }
+  Range range;
+  for (int k = 0; k < kLanes; ++k) range = range.merged({lo[k], hi[k], nan[k] != 0.0f});
+  return range;
+}
+
+// Calls body(begin, end, group) for the runs of [begin, end) that share a grid.
+template <typename Body>
+void for_each_grid_run(int64_t begin, int64_t end, GridLayout layout, const Body& body) {
+  while (begin < end) {
+    const int64_t row = begin / layout.inner;
+    const int64_t stop = std::min(end, (row + 1) * layout.inner);
+    body(begin, stop, row % layout.groups);
+    begin = stop;
+  }
+}
+
+SPLITPIPE_VECTOR_CLONES void quantize_nearest(const float* x, int64_t n, float lo, float inverse, float top_level,
+                                              uint32_t* codes) {
+  for (int64_t i = 0; i < n; ++i) codes[i] = nearest_code(x[i], lo, inverse, top_level);
+}
+
+SPLITPIPE_FMA_CLONES void dequantize(const uint32_t* codes, int64_t n, float lo, float step, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = dequantized(codes[i], lo, step);
+}
+
+}  // namespace
+
+void group_ranges(const float* x, int64_t count, GridLayout layout, float* lo, float* hi) {
+  TORCH_CHECK(count > 0 && layout.groups > 0 && layout.inner > 0, "group_ranges of an empty tensor");
+  std::vector<Range> ranges(layout.groups);
+  if (layout.groups == 1) {
+    ranges[0] = at::parallel_reduce(
+        0, count, kValuesPerTask, Range{},
+        [&](int64_t begin, int64_t end, Range partial) { return partial.merged(range_of(x + begin, end - begin)); },
+        [](const Range& a, const Range& b) { return a.merged(b); });
+  } else {
+    const int64_t rows = count / layout.inner;
+    std::vector<Range> row_ranges(rows);
+    at::parallel_for(0, rows, std::max<int64_t>(1, kValuesPerTask / layout.inner), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) row_ranges[row] = range_of(x + row * layout.inner, layout.inner);
+    });
+    for (int64_t row = 0; row < rows; ++row) {
+      Range& range = ranges[row % layout.groups];
+      range = range.merged(row_ranges[row]);
+    }
+  }
+  for (int64_t g = 0; g < layout.groups; ++g) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    lo[g] = ranges[g].nan ? nan : ranges[g].lo;
+    hi[g] = ranges[g].nan ? nan : ranges[g].hi;
+  }
+}
+
+void quantize_pack_nearest(const float* x, int64_t count, GridLayout layout, const float* lo, const float* step,
+                           int bits, uint8_t* out) {
+  const auto top_level = static_cast<float>((int64_t{1} << bits) - 1);
+  std::vector<float> inverse(layout.groups);
+  for (int64_t g = 0; g < layout.groups; ++g) inverse[g] = inverse_step(step[g]);
+  pack_produced(count, bits, out, [&](int64_t begin, int64_t end, uint32_t* codes) {
+    for_each_grid_run(begin, end, layout, [&](int64_t run_begin, int64_t run_end, int64_t g) {
+      quantize_nearest(x + run_begin, run_end - run_begin, lo[g], inverse[g], top_level, codes + (run_begin - begin));
+    });
+  });
+}
+
+void unpack_dequantize(const uint8_t* in, int64_t count, GridLayout layout, const float* lo, const float* step,
+                       int bits, float* out) {
+  unpack_consumed(in, count, bits, [&](int64_t begin, int64_t end, const uint32_t* codes) {
+    for_each_grid_run(begin, end, layout, [&](int64_t run_begin, int64_t run_end, int64_t g) {
+      dequantize(codes + (run_begin - begin), run_end - run_begin, lo[g], step[g], out + run_begin);
+    });
+  });
 }
 
 }  // namespace splitpipe
