@@ -20,51 +20,9 @@ trap 'rm -rf "$work"' EXIT
 # 64 training samples over 2 clients: 32 each, so mini-batches of 16 fit and of 48 do not.
 synthetic=(--dataset synthetic --synthetic-test 32 --epochs 1)
 small=(--synthetic-train 64 --batch-size 16)
-rows=0
-failed=()
+# shellcheck source=lib/error_table.sh
+source "$(dirname "$0")/lib/error_table.sh"
 
-# row NAME NP CODE EXPECTED -- ARGS...   (NP 0: the binary alone; else under mpirun -np NP)
-row() {
-  local name=$1 np=$2 want_code=$3 expected=$4
-  shift 4
-  [[ $1 == -- ]] && shift
-  rows=$((rows + 1))
-  local out=$work/row$rows.h5 log=$work/row$rows.log
-  local command=("$binary" --output "$out" "$@") row_limit=$limit
-  if ((np > 0)); then
-    command=("$mpiexec" -np "$np" "${mpirun_flags[@]}" "${command[@]}")
-    row_limit=$((limit * ((np + 1) / 2)))
-  fi
-  timeout --kill-after=5 "$row_limit" "${command[@]}" >"$log" 2>&1 </dev/null
-  local code=$?
-  local problems=()
-  if ((code == 124 || code == 137)); then
-    problems+=("hung: killed after ${row_limit} s")
-  elif [[ $code != "$want_code" ]]; then
-    problems+=("exit code $code, expected $want_code")
-  fi
-  local error_lines
-  error_lines=$(grep -c '^splitpipe: error:' "$log")
-  ((error_lines == 1)) || problems+=("$error_lines lines 'splitpipe: error:', expected 1")
-  grep -q -F -- "$expected" <(grep '^splitpipe: error:' "$log") || problems+=("error line lacks '$expected'")
-  grep -q -E 'Segmentation fault|core dumped|terminate called|Aborted|exited on signal|Backtrace' "$log" &&
-    problems+=("crash or stack dump in the output")
-  if ((np > 0)) && pgrep -f -- "$out" >/dev/null; then
-    problems+=("ranks still running after mpirun returned")
-    pkill -KILL -f -- "$out"  # only this row's processes: the path is unique to it
-  fi
-  [[ -e $out ]] && problems+=("a run file was written")
-  local status=ok
-  if ((${#problems[@]} > 0)); then
-    status=FAIL
-    failed+=("row $rows ($name): $(IFS='; '; echo "${problems[*]}")")
-    echo "---- row $rows ($name) output:" && cat "$log" && echo "----"
-  fi
-  printf '%3d  %-4s %4s  %-40s  %s\n' "$rows" "$status" "$code" "$name" \
-    "$(grep -m1 '^splitpipe: error:' "$log" | cut -c19- | cut -c1-150)"
-}
-
-echo "splitpipe several edge clients, bad inputs (limit ${limit} s per process or per 2 ranks)"
 row "E=0 alone" 0 2 "--edge-ranks" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 0
 row "E=0 under mpirun" 3 2 "--edge-ranks" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 0
 row "E=2 in a world of 2: no server" 2 2 "--edge-ranks 2 needs" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2
@@ -92,12 +50,13 @@ row "missing dataset on the clients" 3 1 "/nonexistent" -- --edge-ranks 2 --data
 # over its whole shard and hands off its state; parallel: 4 rounds of one batch per client,
 # then the edge copies are averaged.
 good_run() {
-  local mode=$1 good=$work/good-$1.h5
-  rows=$((rows + 1))
+  local mode=$1 good=$work/good-$1.h5 status=ok problem=""
+  local start end
+  start=$(date +%s.%N)
   if timeout --kill-after=5 $((limit * 4)) "$mpiexec" -np 3 "${mpirun_flags[@]}" "$binary" "${synthetic[@]}" \
     --synthetic-train 128 --batch-size 16 --edge-ranks 2 --client-mode "$mode" --output "$good" \
     >"$work/good-$mode.log" 2>&1 </dev/null; then
-    check=$(/usr/bin/python3 - "$good" <<'PY' 2>&1
+    problem=$(/usr/bin/python3 - "$good" <<'PY' 2>&1
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 problems = []
@@ -111,19 +70,19 @@ if f["epochs/train_acc"].shape != (1,): problems.append("epochs table")
 print("; ".join(problems))
 PY
 )
-    [[ -z $check ]] || failed+=("row $rows (good $mode run): $check")
   else
-    failed+=("row $rows (good $mode run): exit code $?")
-    cat "$work/good-$mode.log"
+    problem="exit code $?"
   fi
-  printf '%3d  %-4s %4s  %-40s\n' "$rows" "$([[ ${#failed[@]} -gt 0 && ${failed[-1]} == "row $rows "* ]] && echo FAIL || echo ok)" 0 "2 $mode clients write /clients/<i>"
+  end=$(date +%s.%N)
+  if [[ -n $problem ]]; then
+    status=FAIL
+    failed+=("row $((rows + 1)) (good $mode run): $problem")
+    { echo "---- good $mode run output:"; cat "$work/good-$mode.log"; } >>"$work/failures.txt"
+  fi
+  add_result "2 $mode clients write /clients/<i>" "$status" 0 \
+    "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')" "mpirun -np 3 ... --client-mode $mode" "$problem"
 }
 good_run sequential
 good_run parallel
 
-if ((${#failed[@]} > 0)); then
-  echo "${#failed[@]} of $rows rows FAILED:"
-  printf '  %s\n' "${failed[@]}"
-  exit 1
-fi
-echo "all $rows rows passed"
+report_rows "splitpipe several edge clients, bad inputs"
