@@ -6,9 +6,6 @@
 
 #include <chrono>
 #include <climits>
-#include <ctime>
-#include <iomanip>
-#include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -16,7 +13,6 @@
 #include "splitpipe/error.hpp"
 #include "splitpipe/model.hpp"
 #include "splitpipe/partition.hpp"
-#include "splitpipe/run_file.hpp"
 
 namespace splitpipe {
 namespace {

@@ -199,7 +199,7 @@ struct Trainer::Impl {
         if (optimizer) {
           // A server accumulated every client's gradient of its own batch mean: their mean is
           // the gradient of the union batch.
-          if (clients > 1 && !data)
+          if (clients > 1 && world.rank() >= clients)
             for (const auto& p : executor->parameters())
               if (p.grad().defined()) p.mutable_grad().div_(static_cast<double>(clients));
           optimizer->step();

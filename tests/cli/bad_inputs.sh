@@ -13,16 +13,8 @@
 # CPU loading LibTorch and a CI machine may have only 2 cores.
 set -u
 
-binary=$(realpath "$1")
-mpiexec=$2
-# CMake may pass the flag list with ';' separators.
-read -r -a mpirun_flags <<<"${3//;/ }"
-limit=${SPLITPIPE_CLI_TIMEOUT:-10}
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/splitpipe_bad_inputs.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 # shellcheck source=lib/error_table.sh
-source "$(dirname "$0")/lib/error_table.sh"
+source "$(dirname "$0")/lib/error_table.sh" bad_inputs "$@"
 
 # --- Fixtures -------------------------------------------------------------------------------
 

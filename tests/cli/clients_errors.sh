@@ -9,19 +9,12 @@
 # SPLITPIPE_CLI_TIMEOUT (default 10): seconds per process, and per 2 ranks under mpirun.
 set -u
 
-binary=$(realpath "$1")
-mpiexec=$2
-read -r -a mpirun_flags <<<"${3//;/ }"
-limit=${SPLITPIPE_CLI_TIMEOUT:-10}
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/splitpipe_clients_errors.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=lib/error_table.sh
+source "$(dirname "$0")/lib/error_table.sh" clients_errors "$@"
 
 # 64 training samples over 2 clients: 32 each, so mini-batches of 16 fit and of 48 do not.
 synthetic=(--dataset synthetic --synthetic-test 32 --epochs 1)
 small=(--synthetic-train 64 --batch-size 16)
-# shellcheck source=lib/error_table.sh
-source "$(dirname "$0")/lib/error_table.sh"
 
 row "E=0 alone" 0 2 "--edge-ranks" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 0
 row "E=0 under mpirun" 3 2 "--edge-ranks" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 0

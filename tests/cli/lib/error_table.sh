@@ -1,12 +1,23 @@
-# Shared by the bad-input tables (tests/cli/bad_inputs.sh, tests/cli/clients_errors.sh), sourced
-# after the caller has set: binary, mpiexec, mpirun_flags (array), limit (seconds), work (a
-# scratch directory removed on exit). Each row runs one invocation and must:
+# Shared by the bad-input tables (tests/cli/bad_inputs.sh, tests/cli/clients_errors.sh):
+#   source "$(dirname "$0")/lib/error_table.sh" NAME "$@"
+# with the script's arguments <splitpipe binary> <mpiexec> "<mpirun flags>" sets binary,
+# mpiexec, mpirun_flags (array), limit (SPLITPIPE_CLI_TIMEOUT, default 10 s per process and per
+# 2 ranks under mpirun) and work (a scratch directory, removed on exit). Each row runs one
+# invocation and must:
 #   - exit with the expected code (2 for usage errors, 1 for data/output errors),
 #   - print exactly one line starting "splitpipe: error:" (over all ranks), containing the
 #     expected text (usually the option's name),
 #   - finish within the time limit (a hang is a failure), leave no core file and no stray
 #     process, and create or change no file (the existing --output keeps its bytes).
 # report_rows TITLE prints the table and exits 1 listing the rows that failed.
+
+binary=$(realpath "$2")
+mpiexec=$3
+# CMake may pass the flag list with ';' separators.
+read -r -a mpirun_flags <<<"${4//;/ }"
+limit=${SPLITPIPE_CLI_TIMEOUT:-10}
+work=$(mktemp -d "${TMPDIR:-/tmp}/splitpipe_$1.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 
 # Core files land in the working directory (core_pattern "core") only if they may be written.
 ulimit -c unlimited 2>/dev/null || ulimit -c "$(ulimit -H -c)" 2>/dev/null || true
