@@ -32,7 +32,8 @@ void EdgeAverager::average(PipelineExecutor& executor, torch::optim::SGD* optimi
     tensors.push_back(p);
     if (!optimizer) continue;
     const auto& state = optimizer->state();
-    const auto it = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    // The optimizer keys its per-parameter state by the parameter's TensorImpl.
+    const auto it = state.find(p.unsafeGetTensorImpl());
     if (it != state.end()) tensors.push_back(static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer());
   }
   for (const auto& [name, b] : executor.named_buffers())
