@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
   };
   try {
     const auto command_line = splitpipe::parse_command_line(argc, argv);
-    if (command_line.help) {
-      if (root) std::cout << command_line.help_text;
+    if (command_line.help || command_line.version) {
+      if (root) std::cout << (command_line.help ? command_line.help_text : splitpipe::version_report());
       return 0;
     }
     splitpipe::run(command_line.config, world);

@@ -84,6 +84,7 @@ struct RunConfig {
 
 struct CommandLine {
   bool help = false;  // --help was given: print help_text and exit 0
+  bool version = false;  // --version was given: print version_report() and exit 0
   std::string help_text;
   RunConfig config;
 };
@@ -101,5 +102,8 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
 ShardSpec parse_shard_spec(const std::string& text);
 
 std::string splitpipe_version();  // project version + git describe
+std::string libtorch_version();   // the LibTorch compiled against, e.g. "2.15.0"
+// What --version prints: splitpipe, LibTorch, its CUDA backend and the GPUs this process sees.
+std::string version_report();
 
 }  // namespace splitpipe

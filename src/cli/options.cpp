@@ -100,7 +100,7 @@ class OptionTable {
   bool has(const std::string& name) const {
     for (const auto& e : entries_)
       if (e.name == name) return true;
-    return name == "help" || name == "config";
+    return name == "help" || name == "version" || name == "config";
   }
 
  private:
@@ -123,6 +123,7 @@ struct ListTexts {
 
 void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.section("run", "Run").add_options()("help,h", "print this help and exit")(
+      "version", "print the splitpipe and LibTorch versions, LibTorch's CUDA backend and the visible GPUs, then exit")(
       "config", po::value<std::string>(&c.config_file),
       "INI file with options (sections allowed, e.g. [train]); the command line wins");
   t.add("run", "output", &c.output,
@@ -233,7 +234,7 @@ po::parsed_options parse_ini(const std::string& path, const po::options_descript
     std::string key = option.string_key;
     const auto dot = key.rfind('.');
     if (dot != std::string::npos) key = key.substr(dot + 1);
-    if (!table.has(key) || key == "config" || key == "help")
+    if (!table.has(key) || key == "config" || key == "help" || key == "version")
       throw UsageError("config file '" + path + "': unknown option '" + option.string_key +
                        "' (see --help for the options)");
     option.string_key = key;
@@ -296,6 +297,10 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    if (vm.count("version")) {
+      result.version = true;
+      return result;
+    }
     if (vm.count("help")) {
       result.help = true;
       result.help_text =

@@ -33,8 +33,6 @@ void require_one_of(const std::string& value, const std::string& option,
 
 }  // namespace
 
-std::string splitpipe_version() { return std::string(SPLITPIPE_VERSION) + " (" + SPLITPIPE_GIT_DESCRIBE + ")"; }
-
 void validate(const RunConfig& c) {
   require(c.threads >= 1 && c.threads <= 1024, "threads", "must be between 1 and 1024, got " + std::to_string(c.threads));
   require(c.expect_ranks >= 0, "expect-ranks", "must be >= 0");

@@ -114,6 +114,7 @@ void run_clients(const RunConfig& config, MpiTransport& world) {
   try {
     if (root) {
       file->set_attribute("splitpipe_version", splitpipe_version());
+      file->set_attribute("libtorch_version", libtorch_version());
       file->set_attribute("world_size", static_cast<int64_t>(world.size()));
       file->set_attribute("resolved_config", config.to_ini());
       file->set_attribute("config", config.config_file);
