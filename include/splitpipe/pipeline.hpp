@@ -89,6 +89,9 @@ class PipelineExecutor {
   std::vector<std::pair<std::string, at::Tensor>> named_buffers() const;
 
   RankCounters& counters();
+  // Where this rank's stages live (--edge-device or --server-device); checkpoints and
+  // hand-offs load their tensors there.
+  at::Device device() const;
 
  private:
   struct Impl;

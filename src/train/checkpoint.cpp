@@ -98,7 +98,7 @@ CheckpointPosition load_checkpoint(const std::string& dir, Trainer& trainer, con
     const std::string file = rank_file(chosen, world.rank());
     if (!fs::exists(file)) throw Error("missing " + file);
     torch::serialize::InputArchive archive;
-    archive.load_from(file);
+    archive.load_from(file, trainer.executor().device());
     c10::IValue value;
     archive.read("identity", value);
     const std::string expected = identity(model, trainer, world);

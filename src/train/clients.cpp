@@ -32,7 +32,7 @@ std::string serialize_state(const Trainer& trainer) {
 
 void load_serialized_state(Trainer& trainer, const std::string& bytes) {
   torch::serialize::InputArchive archive;
-  archive.load_from(bytes.data(), bytes.size());
+  archive.load_from(bytes.data(), bytes.size(), trainer.executor().device());
   trainer.load_state(archive);
 }
 

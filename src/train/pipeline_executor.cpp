@@ -1,7 +1,10 @@
 // The one small loop that runs a schedule: each action is a forward, a backward, or a
 // transfer through a boundary channel.
+#include <torch/cuda.h>
+
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -37,6 +40,21 @@ struct LocalStage {
 };
 
 using ChannelKey = std::pair<int, bool>;  // (boundary, gradient)
+
+// "cuda" is the GPU of this rank's slot on its node, so ranks sharing a node do not share a
+// GPU: node-local rank (mpirun's or Slurm's) modulo the GPUs visible.
+at::Device resolve_device(const std::string& name) {
+  if (name != "cuda") return at::Device(name);
+  const int gpus = static_cast<int>(torch::cuda::device_count());
+  if (gpus == 0) throw UsageError("cuda device requested but no GPU is visible to this process");
+  int local_rank = 0;
+  for (const char* variable : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
+    if (const char* value = std::getenv(variable)) {
+      local_rank = std::atoi(value);
+      break;
+    }
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
+}
 
 }  // namespace
 
@@ -75,7 +93,7 @@ struct PipelineExecutor::Impl {
       stage.plan = sp;
       stage.first = s % L == 0;
       stage.last = s % L == L - 1;
-      stage.device = at::Device(sp.role == "server" ? options.server_device : options.edge_device);
+      stage.device = resolve_device(sp.role == "server" ? options.server_device : options.edge_device);
       for (int b = sp.first_block; b < sp.end_block; ++b) {
         torch::nn::Sequential block = blocks[b].module;
         block->to(stage.device);
@@ -267,5 +285,9 @@ std::vector<std::pair<std::string, at::Tensor>> PipelineExecutor::named_buffers(
 }
 
 RankCounters& PipelineExecutor::counters() { return impl_->counters; }
+
+at::Device PipelineExecutor::device() const {
+  return impl_->stages.empty() ? at::Device(at::kCPU) : impl_->stages.front().device;
+}
 
 }  // namespace splitpipe

@@ -6,9 +6,11 @@
 #include <chrono>
 #include <filesystem>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <tuple>
 
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/checkpoint.hpp"
@@ -54,13 +56,20 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return text;
 }
 
-void check_devices(const RunConfig& config) {
-  for (const auto& [option, device] : {std::pair{"edge-device", config.edge_device},
-                                       std::pair{"server-device", config.server_device}})
-    if (device == "cuda" && !torch::cuda::is_available())
-      throw UsageError(std::string("--") + option +
-                       " cuda: this LibTorch has no CUDA (or no GPU is visible); build against a CUDA "
-                       "LibTorch (CMAKE_PREFIX_PATH) on a GPU node, or use cpu");
+// Each rank checks the device of the stages it will hold (an edge without a GPU may well
+// serve a GPU server), and every rank learns of a refusal: none waits for a peer that left.
+void check_devices(const RunConfig& config, const MpiTransport& world) {
+  const bool single = world.size() == 1;
+  const bool edge = world.rank() < config.edge_ranks;
+  std::optional<std::string> error;
+  for (const auto& [option, device, holds] : {std::tuple{"edge-device", config.edge_device, single || edge},
+                                              std::tuple{"server-device", config.server_device, single || !edge}})
+    if (holds && device == "cuda" && !error && torch::cuda::device_count() == 0)
+      error = std::string("--") + option + " cuda: no GPU is visible to this process (" +
+              (single ? "" : edge ? "an edge rank, " : "a server rank, ") +
+              "CUDA_VISIBLE_DEVICES='" + (std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "") +
+              "'); run it on a GPU node (e.g. sbatch --gpus-per-task=1) or use --" + option + " cpu";
+  world.agree_on(error, 2);
 }
 
 // Rank 0 alone reads the data; the others learn from agree_on whether it worked.
@@ -128,6 +137,7 @@ void prepare_checkpoint_dir(const RunConfig& config, const MpiTransport& world) 
 void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer& trainer, const MpiTransport& world,
                            const std::vector<std::string>& hosts) {
   file.set_attribute("splitpipe_version", splitpipe_version());
+  file.set_attribute("libtorch_version", libtorch_version());
   file.set_attribute("world_size", static_cast<int64_t>(world.size()));
   std::string host_list;
   for (size_t r = 0; r < hosts.size(); ++r) host_list += (r ? "," : "") + hosts[r];
@@ -229,7 +239,7 @@ void run(const RunConfig& config, MpiTransport& world) {
   if (config.expect_ranks > 0 && config.expect_ranks != world.size())
     throw UsageError("this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
                      std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks));
-  check_devices(config);
+  check_devices(config, world);
   // Before the data loads: an existing result is refused at once, not after minutes of setup.
   std::optional<std::string> exists;
   const bool writes_output = !config.dry_run && !config.print_schedule && !config.resume;

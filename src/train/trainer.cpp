@@ -269,7 +269,9 @@ void Trainer::save_state(torch::serialize::OutputArchive& archive) const {
     impl_->optimizer->save(state);
     archive.write("optimizer", state);
   }
-  archive.write("rng", at::detail::getDefaultCPUGenerator().get_state(), true);
+  archive.write("rng", at::globalContext().defaultGenerator(at::kCPU).get_state(), true);
+  const at::Device device = impl_->executor->device();
+  if (device.is_cuda()) archive.write("rng_cuda", at::globalContext().defaultGenerator(device).get_state(), true);
 }
 
 void Trainer::load_state(torch::serialize::InputArchive& archive) {
@@ -289,10 +291,17 @@ void Trainer::load_state(torch::serialize::InputArchive& archive) {
     archive.read("optimizer", state);
     impl_->optimizer->load(state);
   }
+  // Generator states are byte tensors on the CPU, wherever the archive was mapped to.
   at::Tensor rng;
   archive.read("rng", rng, true);
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(rng);
+  // (A Generator is a handle: the copy sets the global generator's state.)
+  at::Generator cpu = at::globalContext().defaultGenerator(at::kCPU);
+  cpu.set_state(rng.to(at::kCPU));
+  const at::Device device = impl_->executor->device();
+  if (device.is_cuda() && archive.try_read("rng_cuda", rng, true)) {
+    at::Generator cuda = at::globalContext().defaultGenerator(device);
+    cuda.set_state(rng.to(at::kCPU));
+  }
 }
 
 std::string Trainer::weights_digest() const {

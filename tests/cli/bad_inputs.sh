@@ -49,9 +49,11 @@ mkdir -p "$config_dir"
 printf '[train]\nepochs = 2\nepohcs = 3\n' >"$config_dir/unknown_key.ini"
 printf '[train]\nepochs = two\n' >"$config_dir/ill_typed.ini"
 
-# A CUDA LibTorch links libtorch_cuda; only without it must --*-device cuda be refused.
-has_cuda=0
-ldd "$binary" 2>/dev/null | grep -q 'libtorch_cuda\|libc10_cuda' && has_cuda=1
+# The build always links LibTorch's CUDA backend; --*-device cuda must be refused wherever
+# no GPU is visible (every CI machine), by every rank with one message.
+ldd "$binary" 2>/dev/null | grep -q 'libtorch_cuda' || { echo "FAIL: $binary does not link libtorch_cuda"; exit 1; }
+gpus=$("$binary" --version | sed -n 's/.*GPUs visible: \([0-9]*\).*/\1/p')
+[[ -n "$gpus" ]] || { echo "FAIL: '$binary --version' does not say how many GPUs are visible"; exit 1; }
 
 # Small and fast wherever a run would otherwise go on to train.
 synthetic=(--dataset synthetic --synthetic-train 64 --synthetic-test 32 --epochs 1)
@@ -82,8 +84,9 @@ row "--config is a directory" 0 2 "cannot read config file" -- --config "$config
 row "config with unknown key" 0 2 "epohcs" -- --config "$config_dir/unknown_key.ini"
 row "config with ill-typed value" 0 2 "ill_typed.ini" -- --config "$config_dir/ill_typed.ini"
 row "expect 3 ranks, run alone" 0 2 "--expect-ranks" -- "${synthetic[@]}" --expect-ranks 3
-if ((has_cuda == 0)); then
-  row "cuda without CUDA LibTorch" 0 2 "--edge-device" -- "${synthetic[@]}" --edge-device cuda
+if ((gpus == 0)); then
+  row "edge cuda without a GPU" 0 2 "--edge-device cuda: no GPU is visible" -- "${synthetic[@]}" --edge-device cuda
+  row "server cuda without a GPU" 0 2 "--server-device cuda: no GPU is visible" -- "${synthetic[@]}" --server-device cuda
 fi
 # Errors found while setting up the run (exit 1).
 row "missing dataset directory" 0 1 "/nonexistent" -- --data-dir /nonexistent
@@ -104,8 +107,10 @@ for np in 2 3; do
 done
 row "truncated dataset file" 2 1 "train-images-idx3-ubyte.gz" -- --data-dir "$corrupt_dir"
 row "chunks larger than batch" 2 2 "--chunks" -- "${synthetic[@]}" --chunks 8 --batch-size 4
-if ((has_cuda == 0)); then
-  row "cuda without CUDA LibTorch" 2 2 "--server-device" -- "${synthetic[@]}" --server-device cuda
+if ((gpus == 0)); then
+  # Found on the server rank alone: the edge must not wait for it.
+  row "server cuda without a GPU" 2 2 "rank 1: --server-device cuda: no GPU" -- "${synthetic[@]}" --server-device cuda
+  row "edge cuda without a GPU" 3 2 "--edge-device cuda: no GPU" -- "${synthetic[@]}" --edge-device cuda
 fi
 row "wrong number of cut points" 3 2 "--server-split" -- "${synthetic[@]}" --server-split 2,3
 # lenet5 has 5 blocks; the edge keeps 1+1, leaving 3 middle blocks for 4 servers.

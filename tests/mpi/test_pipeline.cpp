@@ -22,6 +22,8 @@
 #include <optional>
 #include <tuple>
 
+#include <torch/cuda.h>
+
 #include "mpi_test.hpp"
 #include "splitpipe/config.hpp"
 #include "splitpipe/trainer.hpp"
@@ -82,9 +84,10 @@ struct Weights {
   PassStats stats;
 };
 
+// Host copies, wherever the stage ran, so pipelines on a GPU compare with the CPU reference.
 NamedTensors copy_of(const std::vector<std::pair<std::string, at::Tensor>>& named) {
   NamedTensors copy;
-  for (const auto& [name, tensor] : named) copy.emplace(name, tensor.detach().clone());
+  for (const auto& [name, tensor] : named) copy.emplace(name, tensor.detach().to(at::kCPU).clone());
   return copy;
 }
 
@@ -278,6 +281,40 @@ TEST_P(MicroBatching, FourChunksAgainstOneChunkReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModels, MicroBatching, ::testing::ValuesIn(model_cases()),
+                         [](const ::testing::TestParamInfo<ModelCase>& info) { return info.param.model; });
+
+// Server stages on a GPU (--server-device cuda) against the CPU reference: activations and
+// gradients cross between host and device memory around the transport, the servers' optimizer
+// state lives on the GPU. Runs where every server rank sees a GPU; skipped (all ranks
+// together) elsewhere.
+constexpr double kCudaTolerance = 1e-4;  // GPU kernels round differently from the CPU ones
+
+class CudaServerStage : public MpiTest, public ::testing::WithParamInterface<ModelCase> {};
+
+TEST_P(CudaServerStage, WeightsMatchCpuReference) {
+  const bool server = world_rank() > 0;
+  int missing = server && torch::cuda::device_count() == 0 ? 1 : 0, any_missing = 0;
+  MPI_Allreduce(&missing, &any_missing, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (any_missing) GTEST_SKIP() << "a server rank sees no GPU";
+
+  const ModelCase& model = GetParam();
+  RunConfig config = make_config(model, "1f1b", 2);
+  config.server_device = "cuda";
+  const Weights pipeline = train_pipeline(config);
+  config.server_device = "cpu";
+  const Weights& ref = reference(config);
+
+  if (world_rank() == 0) {
+    EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kCudaTolerance * std::max(1.0, std::abs(ref.stats.loss)));
+  }
+  const WorldComparison c = compare_on_world(pipeline, ref);
+  EXPECT_LE(c.parameters.max_relative, kCudaTolerance) << "worst parameter: " << c.parameters.worst;
+  EXPECT_LE(c.buffers.max_relative, kCudaTolerance) << "worst buffer: " << c.buffers.worst;
+  report(model.model + " 1f1b chunks 2, servers on cuda", c);
+}
+
+INSTANTIATE_TEST_SUITE_P(LeNetAndMobileNet, CudaServerStage,
+                         ::testing::Values(model_cases()[0], model_cases()[2]),
                          [](const ::testing::TestParamInfo<ModelCase>& info) { return info.param.model; });
 
 }  // namespace
