@@ -236,6 +236,9 @@ void print_time_table(const PartitionPlan& plan, const std::vector<std::pair<std
 
 void run(const RunConfig& config, MpiTransport& world) {
   install_interrupt_handlers();  // again, for callers other than main (tests)
+  // Armed before the first collective: a rank that fails or hangs in any check below must not
+  // leave the others waiting forever.
+  world.set_timeout(config.comm_timeout);
   if (config.expect_ranks > 0 && config.expect_ranks != world.size())
     throw UsageError("this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
                      std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks));
@@ -248,7 +251,6 @@ void run(const RunConfig& config, MpiTransport& world) {
     exists = "run file '" + config.output + "' already exists; pass --overwrite to replace it or choose another --output";
   world.agree_on(exists);
   at::set_num_threads(config.threads);
-  world.set_timeout(config.comm_timeout);
   if (config.edge_ranks > 1) return run_clients(config, world);  // several edge clients: src/train/clients.cpp
   const bool root = world.rank() == 0;
 
