@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   // A failure on one rank alone cannot end in a normal exit: the others would wait for it.
   auto abort_job = [&](const std::string& message, int code) {
     std::cerr << "splitpipe: error: " << rank_prefix << message << std::endl;
-    if (world.size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+    if (world.size() > 1) world.abort(code);
     return code;
   };
   try {

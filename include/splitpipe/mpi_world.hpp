@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,10 @@
 #include "splitpipe/transport.hpp"
 
 namespace splitpipe {
+
+// This process's rank among the ranks the launcher started on its node (Open MPI's mpirun or
+// Slurm's srun say it in the environment); 0 when started alone.
+int node_local_rank();
 
 // Throws Error("<what>: <MPI's error text>") unless code is MPI_SUCCESS.
 void check_mpi(int code, const std::string& what);
@@ -27,7 +32,8 @@ class MpiSession {
 
 class MpiTransport final : public Transport {
  public:
-  explicit MpiTransport(MPI_Comm comm = MPI_COMM_WORLD);
+  // With owns_comm the transport frees `comm` when it is destroyed (sub-communicators).
+  explicit MpiTransport(MPI_Comm comm = MPI_COMM_WORLD, bool owns_comm = false);
   ~MpiTransport() override;  // cancels whatever is still posted
   MpiTransport(const MpiTransport&) = delete;
   MpiTransport& operator=(const MpiTransport&) = delete;
@@ -55,9 +61,24 @@ class MpiTransport final : public Transport {
   // Element-wise sum over ranks, in place.
   void sum_in_place(std::vector<float>& values) const;
 
+  // Collective over this transport: a transport over `members` (ranks of this one; rank i of
+  // the new one is members[i]) with its own communicator and this timeout, or null on a rank
+  // that is not a member.
+  std::unique_ptr<MpiTransport> subgroup(const std::vector<int>& members) const;
+
+  // A whole message of any size to `peer` (blocking), and its receipt (polling with a short
+  // sleep, since the wait may last a whole turn of another client and the core is shared).
+  // For control messages outside the pipeline's posted buffers, e.g. a state hand-off.
+  void send_message(int peer, int tag, const std::string& bytes) const;
+  std::string receive_message(int peer, int tag) const;
+
+  // Ends every rank of the job with `code` (MPI_Abort): for an error found on some ranks only.
+  [[noreturn]] void abort(int code) const;
+
   // Every wait (point-to-point or collective) gives up after this many seconds without
   // completing, with an Error naming the peer (0: wait forever).
   void set_timeout(double seconds) { timeout_seconds_ = seconds; }
+  double timeout() const { return timeout_seconds_; }
 
  private:
   struct Slot {
@@ -71,6 +92,7 @@ class MpiTransport final : public Transport {
   void finish_collective(MPI_Request& request, const char* name) const;
 
   MPI_Comm comm_;
+  bool owns_comm_ = false;
   int rank_ = 0, size_ = 1;
   double timeout_seconds_ = 0;
   std::vector<Slot> slots_;

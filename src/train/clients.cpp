@@ -5,10 +5,8 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <climits>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "splitpipe/error.hpp"
 #include "splitpipe/model.hpp"
@@ -18,7 +16,7 @@ namespace splitpipe {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kHandoffTag = 7001;  // on MPI_COMM_WORLD; pipeline traffic runs on the client communicators
+constexpr int kHandoffTag = 7001;  // on the world transport; pipeline traffic runs on the client transports
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
@@ -37,27 +35,21 @@ void load_serialized_state(Trainer& trainer, const std::string& bytes) {
 }
 
 void send_state(const MpiTransport& world, int peer, const std::string& bytes) {
-  const std::string what = "hand-off of the edge state to client " + std::to_string(peer);
-  if (bytes.size() > static_cast<size_t>(INT_MAX))
-    throw Error(what + ": " + std::to_string(bytes.size()) + " bytes exceed MPI's int count");
-  check_mpi(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, peer, kHandoffTag, world.comm()), what);
+  try {
+    world.send_message(peer, kHandoffTag, bytes);
+  } catch (const Error& e) {
+    throw Error("hand-off of the edge state to client " + std::to_string(peer) + ": " + e.what());
+  }
 }
 
-// A waiting client sleeps between probes: it may wait a whole turn of another client, on a
-// core that the active ranks need. No timeout here: a failing rank aborts the whole job.
+// A waiting client may wait a whole turn of another client. No timeout here: a failing rank
+// aborts the whole job.
 std::string receive_state(const MpiTransport& world, int peer) {
-  const std::string what = "hand-off of the edge state from client " + std::to_string(peer);
-  MPI_Status status;
-  for (int arrived = 0;;) {
-    check_mpi(MPI_Iprobe(peer, kHandoffTag, world.comm(), &arrived, &status), what);
-    if (arrived) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  try {
+    return world.receive_message(peer, kHandoffTag);
+  } catch (const Error& e) {
+    throw Error("hand-off of the edge state from client " + std::to_string(peer) + ": " + e.what());
   }
-  int count = 0;
-  MPI_Get_count(&status, MPI_BYTE, &count);
-  std::string bytes(static_cast<size_t>(count), '\0');
-  check_mpi(MPI_Recv(bytes.data(), count, MPI_BYTE, peer, kHandoffTag, world.comm(), MPI_STATUS_IGNORE), what);
-  return bytes;
 }
 
 Dataset subset(const Dataset& full, const at::Tensor& indices) {
@@ -116,9 +108,8 @@ struct SequentialClients::Impl {
   int E;
   int my_client;  // -1 on servers
   ClientShards shards;
-  // Index c: the communicator {client c, servers} (client c is its rank 0), its transport and
-  // the Trainer over it; null where this rank is not a member. Destroyed in reverse order.
-  std::vector<MPI_Comm> comms;
+  // Index c: the transport over {client c, servers} (client c is its rank 0) and the Trainer
+  // over it; null where this rank is not a member. Destroyed in reverse order.
   std::vector<std::unique_ptr<MpiTransport>> transports;
   std::vector<std::unique_ptr<Trainer>> trainers;
 
@@ -127,11 +118,14 @@ struct SequentialClients::Impl {
     check_client_world(config, world.size());
     shards = make_client_shards(config, world, data);
     check_partition(data);
-    create_communicators();
+    trainers.resize(E);
     for (int client = 0; client < E; ++client) {
-      if (comms[client] == MPI_COMM_NULL) continue;
-      transports[client] = std::make_unique<MpiTransport>(comms[client]);
-      transports[client]->set_timeout(config.comm_timeout);
+      std::vector<int> members{client};
+      for (int server = E; server < world.size(); ++server) members.push_back(server);
+      transports.push_back(world.subgroup(members));  // collective: every rank, every client
+    }
+    for (int client = 0; client < E; ++client) {
+      if (!transports[client]) continue;
       trainers[client] = std::make_unique<Trainer>(config, *transports[client],
                                                    client == my_client ? &*shards.own : nullptr);
     }
@@ -140,8 +134,6 @@ struct SequentialClients::Impl {
   ~Impl() {
     trainers.clear();
     transports.clear();
-    for (MPI_Comm& comm : comms)
-      if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   }
 
   bool is_server() const { return my_client < 0; }
@@ -159,25 +151,6 @@ struct SequentialClients::Impl {
       error = e.what();
     }
     world.agree_on(error, 2);
-  }
-
-  void create_communicators() {
-    MPI_Group world_group;
-    check_mpi(MPI_Comm_group(world.comm(), &world_group), "MPI_Comm_group");
-    comms.assign(E, MPI_COMM_NULL);
-    transports.resize(E);
-    trainers.resize(E);
-    for (int client = 0; client < E; ++client) {
-      std::vector<int> members{client};
-      for (int server = E; server < world.size(); ++server) members.push_back(server);
-      MPI_Group group;
-      check_mpi(MPI_Group_incl(world_group, static_cast<int>(members.size()), members.data(), &group), "MPI_Group_incl");
-      const int code = MPI_Comm_create(world.comm(), group, &comms[client]);
-      MPI_Group_free(&group);
-      check_mpi(code, "MPI_Comm_create for client " + std::to_string(client));
-      if (comms[client] != MPI_COMM_NULL) MPI_Comm_set_errhandler(comms[client], MPI_ERRORS_RETURN);
-    }
-    MPI_Group_free(&world_group);
   }
 
   std::vector<ClientTurn> train_epoch(int epoch) {

@@ -3,24 +3,17 @@
 #include <torch/optim/sgd.h>
 
 #include <chrono>
+#include <numeric>
 
 #include "splitpipe/error.hpp"
 
 namespace splitpipe {
 
 EdgeAverager::EdgeAverager(const MpiTransport& world, int clients, double timeout_seconds) : count_(clients) {
-  const bool member = world.rank() < clients;
-  check_mpi(MPI_Comm_split(world.comm(), member ? 0 : MPI_UNDEFINED, world.rank(), &comm_),
-            "MPI_Comm_split for the edge clients");
-  if (!member) return;
-  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
-  clients_ = std::make_unique<MpiTransport>(comm_);
-  clients_->set_timeout(timeout_seconds);
-}
-
-EdgeAverager::~EdgeAverager() {
-  clients_.reset();
-  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+  std::vector<int> members(static_cast<size_t>(clients));
+  std::iota(members.begin(), members.end(), 0);
+  clients_ = world.subgroup(members);
+  if (clients_) clients_->set_timeout(timeout_seconds);
 }
 
 void EdgeAverager::average(PipelineExecutor& executor, torch::optim::SGD* optimizer) {

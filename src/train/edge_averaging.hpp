@@ -4,8 +4,6 @@
 // weights are exact here: between two averages every client trains the same number of
 // mini-batches of the same size.
 #pragma once
-#include <mpi.h>
-
 #include <memory>
 
 #include "splitpipe/mpi_world.hpp"
@@ -21,9 +19,6 @@ class EdgeAverager {
  public:
   // Collective over `world`: ranks 0..clients-1 form the averaging communicator.
   EdgeAverager(const MpiTransport& world, int clients, double timeout_seconds);
-  ~EdgeAverager();
-  EdgeAverager(const EdgeAverager&) = delete;
-  EdgeAverager& operator=(const EdgeAverager&) = delete;
 
   bool is_member() const { return clients_ != nullptr; }
   // Collective over the clients. `optimizer` may be null (no parameters on this rank).
@@ -33,8 +28,7 @@ class EdgeAverager {
   double bytes() const { return bytes_; }      // floats this rank contributed, x4, accumulated
 
  private:
-  MPI_Comm comm_ = MPI_COMM_NULL;
-  std::unique_ptr<MpiTransport> clients_;  // over comm_; null on servers
+  std::unique_ptr<MpiTransport> clients_;  // over ranks 0..clients-1; null on servers
   int count_;
   double seconds_ = 0, bytes_ = 0;
 };

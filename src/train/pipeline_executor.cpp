@@ -4,11 +4,11 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <set>
 
 #include "boundary_channel.hpp"
+#include "splitpipe/mpi_world.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/pipeline.hpp"
 
@@ -42,18 +42,12 @@ struct LocalStage {
 using ChannelKey = std::pair<int, bool>;  // (boundary, gradient)
 
 // "cuda" is the GPU of this rank's slot on its node, so ranks sharing a node do not share a
-// GPU: node-local rank (mpirun's or Slurm's) modulo the GPUs visible.
+// GPU: node-local rank modulo the GPUs visible.
 at::Device resolve_device(const std::string& name) {
   if (name != "cuda") return at::Device(name);
   const int gpus = static_cast<int>(torch::cuda::device_count());
   if (gpus == 0) throw UsageError("cuda device requested but no GPU is visible to this process");
-  int local_rank = 0;
-  for (const char* variable : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
-    if (const char* value = std::getenv(variable)) {
-      local_rank = std::atoi(value);
-      break;
-    }
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(node_local_rank() % gpus));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The program after MPI_Init: every failure that depends on one rank's view (data files, the
+// The program once MPI is up: every failure that depends on one rank's view (data files, the
 // output file) is agreed on collectively, so all ranks stop together with one message.
 #include <sys/resource.h>
 #include <unistd.h>

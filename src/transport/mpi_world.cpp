@@ -1,6 +1,7 @@
 // MPI point-to-point transport and the collectives used for setup and metrics.
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <thread>
 
 #include "splitpipe/error.hpp"
@@ -14,6 +15,12 @@ void check_mpi(int code, const std::string& what) {
   int length = 0;
   MPI_Error_string(code, text, &length);
   throw Error(what + ": " + std::string(text, length));
+}
+
+int node_local_rank() {
+  for (const char* variable : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"})
+    if (const char* value = std::getenv(variable)) return std::atoi(value);
+  return 0;
 }
 
 namespace {
@@ -39,7 +46,7 @@ MpiSession::~MpiSession() {
   if (!finalized) MPI_Finalize();
 }
 
-MpiTransport::MpiTransport(MPI_Comm comm) : comm_(comm) {
+MpiTransport::MpiTransport(MPI_Comm comm, bool owns_comm) : comm_(comm), owns_comm_(owns_comm) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
 }
@@ -50,6 +57,51 @@ MpiTransport::~MpiTransport() {
       if (slot.is_recv) MPI_Cancel(&slot.request);
       MPI_Request_free(&slot.request);
     }
+  if (owns_comm_) MPI_Comm_free(&comm_);
+}
+
+std::unique_ptr<MpiTransport> MpiTransport::subgroup(const std::vector<int>& members) const {
+  MPI_Group all, group;
+  check_mpi(MPI_Comm_group(comm_, &all), "MPI_Comm_group");
+  const int included = MPI_Group_incl(all, static_cast<int>(members.size()), members.data(), &group);
+  MPI_Group_free(&all);
+  check_mpi(included, "MPI_Group_incl");
+  MPI_Comm comm = MPI_COMM_NULL;
+  const int created = MPI_Comm_create(comm_, group, &comm);
+  MPI_Group_free(&group);
+  std::string list;
+  for (int m : members) list += (list.empty() ? "" : ",") + std::to_string(m);
+  check_mpi(created, "MPI_Comm_create for ranks " + list);
+  if (comm == MPI_COMM_NULL) return nullptr;
+  MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+  auto transport = std::make_unique<MpiTransport>(comm, true);
+  transport->set_timeout(timeout_seconds_);
+  return transport;
+}
+
+void MpiTransport::send_message(int peer, int tag, const std::string& bytes) const {
+  const std::string what = "message to rank " + std::to_string(peer);
+  check_mpi(MPI_Send(bytes.data(), checked_count(bytes.size(), what), MPI_BYTE, peer, tag, comm_), what);
+}
+
+std::string MpiTransport::receive_message(int peer, int tag) const {
+  const std::string what = "message from rank " + std::to_string(peer);
+  MPI_Status status;
+  for (int arrived = 0;;) {
+    check_mpi(MPI_Iprobe(peer, tag, comm_, &arrived, &status), what);
+    if (arrived) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  int count = 0;
+  MPI_Get_count(&status, MPI_BYTE, &count);
+  std::string bytes(static_cast<size_t>(count), '\0');
+  check_mpi(MPI_Recv(bytes.data(), count, MPI_BYTE, peer, tag, comm_, MPI_STATUS_IGNORE), what);
+  return bytes;
+}
+
+void MpiTransport::abort(int code) const {
+  MPI_Abort(comm_, code);
+  std::_Exit(code);  // MPI_Abort does not return; if it ever did, the rank must not go on
 }
 
 Transport::Ticket MpiTransport::take_slot(int peer, int tag, size_t capacity, bool is_recv) {
