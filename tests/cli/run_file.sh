@@ -6,17 +6,8 @@
 # Usage: run_file.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
 set -u
 
-binary=$(realpath "$1")
-mpiexec=$2
-read -r -a mpirun_flags <<<"${3//;/ }"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/splitpipe_run_file.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=()
-fail() {
-  failures+=("$1")
-  echo "FAIL: $1"
-}
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh" run_file "$@"
 
 epochs=2
 classes=4
@@ -131,9 +122,4 @@ if [[ -f $pipeline ]]; then
   check_file "$pipeline" 1  # now the single-process run's file
 fi
 
-if ((${#failures[@]} > 0)); then
-  echo "${#failures[@]} check(s) FAILED:"
-  printf '  %s\n' "${failures[@]}"
-  exit 1
-fi
-echo "run files: all checks passed"
+finish "run files: all checks passed"

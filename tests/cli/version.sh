@@ -8,14 +8,8 @@
 # Usage: version.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
 set -u
 
-binary=$(realpath "$1")
-work=$(mktemp -d "${TMPDIR:-/tmp}/splitpipe_version.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=()
-fail() {
-  failures+=("$1")
-  echo "FAIL: $1"
-}
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh" version "$@"
 
 libs=$(ldd "$binary")
 torch_cpu=$(sed -n 's/.*libtorch_cpu\.so => \([^ ]*\).*/\1/p' <<<"$libs")
@@ -44,8 +38,4 @@ grep -Eq '^CUDA backend: built in; GPUs visible: [0-9]+' <<<"$version_text" ||
 recorded=$(h5dump -a /libtorch_version "$work/run.h5" 2>/dev/null | sed -n 's/.*(0): "\(.*\)".*/\1/p')
 [[ "$recorded" == "$reported" ]] || fail "run file's libtorch_version is '$recorded', expected '$reported'"
 
-if ((${#failures[@]})); then
-  echo "version: ${#failures[@]} failure(s)"
-  exit 1
-fi
-echo "version: LibTorch $reported from $(dirname "$torch_cpu"), CUDA runtime $cudart"
+finish "version: LibTorch $reported from $(dirname "$torch_cpu"), CUDA runtime $cudart"
