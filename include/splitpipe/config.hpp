@@ -38,8 +38,8 @@ struct RunConfig {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   bool nesterov = false;
-  std::string lr_schedule = "constant";  // constant | step | cosine
-  int warmup_epochs = 0;
+  std::string lr_schedule = "cosine";  // constant | step | cosine
+  int warmup_epochs = 1;  // when not given: 0 for a 1-epoch run (see parse_command_line)
   int lr_step_epochs = 30;
   double lr_gamma = 0.1;
 

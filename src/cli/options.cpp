@@ -166,7 +166,8 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.flag("train", "nesterov", &c.nesterov, "Nesterov momentum");
   t.add("train", "lr-schedule", &c.lr_schedule,
         "constant | step (x lr-gamma every lr-step-epochs) | cosine (to 0 at the last epoch)");
-  t.add("train", "warmup-epochs", &c.warmup_epochs, "linear warm-up epochs before the schedule");
+  t.add("train", "warmup-epochs", &c.warmup_epochs,
+        "linear warm-up epochs before the schedule (when not given: 1, or 0 for a 1-epoch run)");
   t.add("train", "lr-step-epochs", &c.lr_step_epochs, "epochs between decays of the step schedule");
   t.add("train", "lr-gamma", &c.lr_gamma, "decay factor of the step schedule");
 
@@ -326,6 +327,9 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see --help)");
   }
+  // The default warm-up fits every run: a 1-epoch run has no room for it. An explicit value
+  // is validated as given.
+  if (vm["warmup-epochs"].defaulted()) config.warmup_epochs = std::min(config.warmup_epochs, config.epochs - 1);
   config.mlp_hidden = parse_int_list(lists.mlp_hidden, "mlp-hidden");
   config.data.synthetic_shape = parse_int_list(lists.synthetic_shape, "synthetic-shape");
   config.data.seed = config.seed;

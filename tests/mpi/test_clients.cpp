@@ -31,7 +31,9 @@ RunConfig make_config(const std::string& shard, const std::vector<std::string>& 
   std::vector<std::string> args{"test_mpi", "--model", "lenet5", "--dataset", "synthetic",
                                 "--synthetic-shape", "1x28x28", "--synthetic-classes", "10",
                                 "--synthetic-test", "16", "--batch-size", "16",
-                                "--seed", "5", "--threads", "1", "--edge-ranks", "2", "--shard", shard};
+                                "--seed", "5", "--threads", "1", "--edge-ranks", "2", "--shard", shard,
+                                // The reference below steps at the constant --lr.
+                                "--lr-schedule", "constant", "--warmup-epochs", "0"};
   args.insert(args.end(), extra.begin(), extra.end());
   if (std::find(extra.begin(), extra.end(), "--synthetic-train") == extra.end())
     args.insert(args.end(), {"--synthetic-train", "100"});

@@ -78,7 +78,9 @@ TEST(Cli, NoArgumentsGiveTheDocumentedDefaults) {
   EXPECT_DOUBLE_EQ(c.momentum, 0.9);
   EXPECT_DOUBLE_EQ(c.weight_decay, 5e-4);
   EXPECT_FALSE(c.nesterov);
-  EXPECT_EQ(c.lr_schedule, "constant");
+  // The tuned LeNet-5 schedule (configs/fmnist-lenet5.ini) is the default.
+  EXPECT_EQ(c.lr_schedule, "cosine");
+  EXPECT_EQ(c.warmup_epochs, 1);
   EXPECT_EQ(c.seed, 1u);
   EXPECT_EQ(c.data.seed, 1u);  // the data seed follows --seed
   EXPECT_EQ(c.threads, 1);
@@ -103,6 +105,16 @@ TEST(Cli, NoArgumentsGiveTheDocumentedDefaults) {
   EXPECT_EQ(find_resolved(c, "model")->section, "model");
   ASSERT_NE(find_resolved(c, "chunks"), nullptr);
   EXPECT_EQ(find_resolved(c, "chunks")->section, "pipeline");
+}
+
+TEST(Cli, DefaultWarmupStepsAsideForAOneEpochRunButAnExplicitOneIsChecked) {
+  const RunConfig one = parse({"--epochs", "1"}).config;
+  EXPECT_EQ(one.warmup_epochs, 0);
+  ASSERT_NE(find_resolved(one, "warmup-epochs"), nullptr);
+  EXPECT_EQ(find_resolved(one, "warmup-epochs")->value, "0") << "the run file records the warm-up used";
+  EXPECT_EQ(parse({"--epochs", "2"}).config.warmup_epochs, 1);
+  EXPECT_EQ(parse({"--epochs", "3", "--warmup-epochs", "2"}).config.warmup_epochs, 2);
+  EXPECT_THROW(parse({"--epochs", "1", "--warmup-epochs", "1"}), UsageError);
 }
 
 TEST(Cli, TypedValuesFlagsAndListsAreParsed) {

@@ -200,6 +200,9 @@ RunConfig synthetic_config(uint64_t seed) {
   config.data.synthetic_test = 96;
   config.batch_size = 32;
   config.epochs = 2;
+  // Full lr in both epochs, so two short epochs are enough to show learning.
+  config.lr_schedule = "constant";
+  config.warmup_epochs = 0;
   splitpipe::validate(config);
   return config;
 }
