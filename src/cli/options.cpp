@@ -117,6 +117,18 @@ class OptionTable {
   std::vector<Entry> entries_;
 };
 
+// " (did you mean --a or --b?)" for the long options that begin with `given`, else "".
+std::string completions(const po::options_description& all, const std::string& given) {
+  const std::string stem = given.substr(given.find_first_not_of('-') == std::string::npos ? 0 : given.find_first_not_of('-'));
+  std::vector<std::string> names;
+  for (const auto& option : all.options())
+    if (!stem.empty() && option->long_name().rfind(stem, 0) == 0) names.push_back("--" + option->long_name());
+  if (names.empty()) return "";
+  std::string text = " (did you mean ";
+  for (size_t i = 0; i < names.size(); ++i) text += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return text + "?)";
+}
+
 struct ListTexts {
   std::string mlp_hidden, synthetic_shape;
 };
@@ -297,7 +309,14 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
 
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    // No prefix guessing: "--chunk 4" must not silently mean --chunks (nor break when a new
+    // option makes a prefix ambiguous). An unknown name lists the options it begins.
+    const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    try {
+      po::store(po::command_line_parser(argc, argv).options(all).style(style).run(), vm);
+    } catch (const po::unknown_option& e) {
+      throw UsageError(std::string(e.what()) + completions(all, e.get_option_name()) + " (see --help)");
+    }
     if (vm.count("version")) {
       result.version = true;
       return result;

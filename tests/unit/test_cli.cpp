@@ -167,6 +167,16 @@ TEST_F(CliFiles, CommandLineWinsOverIni) {
   }
 }
 
+TEST(Cli, AnOptionPrefixIsNotGuessedButCompleted) {
+  const UsageError e = usage_error_of({"--chunk", "4"});
+  EXPECT_NE(std::string(e.what()).find("--chunk'"), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find("did you mean --chunks?"), std::string::npos) << e.what();
+  const UsageError ambiguous = usage_error_of({"--edge", "2"});
+  EXPECT_NE(std::string(ambiguous.what()).find("--edge-first"), std::string::npos) << ambiguous.what();
+  EXPECT_NE(std::string(ambiguous.what()).find("--edge-last"), std::string::npos) << ambiguous.what();
+  EXPECT_EQ(parse({"--chunks", "4"}).config.chunks, 4);
+}
+
 TEST(Cli, UnknownCommandLineOptionIsAUsageErrorNamingIt) {
   const UsageError e = usage_error_of({"--epochs", "2", "--no-such-option", "1"});
   EXPECT_EQ(e.exit_code(), 2);
