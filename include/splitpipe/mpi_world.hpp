@@ -78,7 +78,6 @@ class MpiTransport final : public Transport {
   // Every wait (point-to-point or collective) gives up after this many seconds without
   // completing, with an Error naming the peer (0: wait forever).
   void set_timeout(double seconds) { timeout_seconds_ = seconds; }
-  double timeout() const { return timeout_seconds_; }
 
  private:
   struct Slot {

@@ -119,10 +119,12 @@ class OptionTable {
 
 // " (did you mean --a or --b?)" for the long options that begin with `given`, else "".
 std::string completions(const po::options_description& all, const std::string& given) {
-  const std::string stem = given.substr(given.find_first_not_of('-') == std::string::npos ? 0 : given.find_first_not_of('-'));
+  const size_t start = given.find_first_not_of('-');
+  if (start == std::string::npos) return "";
+  const std::string stem = given.substr(start);
   std::vector<std::string> names;
   for (const auto& option : all.options())
-    if (!stem.empty() && option->long_name().rfind(stem, 0) == 0) names.push_back("--" + option->long_name());
+    if (option->long_name().rfind(stem, 0) == 0) names.push_back("--" + option->long_name());
   if (names.empty()) return "";
   std::string text = " (did you mean ";
   for (size_t i = 0; i < names.size(); ++i) text += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
