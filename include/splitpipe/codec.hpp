@@ -55,9 +55,10 @@ class Codec {
   virtual CodecId id() const = 0;
   // Canonical spec with every parameter spelled out, e.g. "quant:bits=8,per=tensor,round=nearest".
   virtual std::string spec() const = 0;
-  // Upper bound of encode()'s output for a float32 tensor of this shape, header included.
-  // Receivers size the buffers they post ahead with it.
-  virtual size_t max_encoded_bytes(c10::IntArrayRef shape) const = 0;
+  // The exact size of encode()'s output for a float32 tensor of this shape, header included:
+  // it depends on the shape only, so a receiver posts a receive of exactly this size (the
+  // data plane has no probes; tests/unit/test_compress_format.cpp holds every codec to it).
+  virtual size_t encoded_bytes(c10::IntArrayRef shape) const = 0;
   // Encodes x (float32, any layout) into out, resizing it (its capacity is reused across calls).
   // `stream` names the message stream (e.g. the micro-batch index) for codecs that keep state
   // between messages (error-feedback residuals, low-rank warm starts). Returns bytes written.

@@ -17,7 +17,7 @@ class Cast16Codec final : public Codec {
   CodecId id() const override { return id_; }
   std::string spec() const override { return name_; }
 
-  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+  size_t encoded_bytes(c10::IntArrayRef shape) const override {
     return message_bytes(static_cast<size_t>(shape_numel(shape)) * 2);
   }
 

@@ -37,7 +37,7 @@ class KMeansCodec final : public FeedbackCodec {
     return "kmeans:bits=" + std::to_string(bits_) + ",iters=" + std::to_string(iters_) + feedback_spec();
   }
 
-  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+  size_t encoded_bytes(c10::IntArrayRef shape) const override {
     return message_bytes(payload_bytes(shape_numel(shape)));
   }
 

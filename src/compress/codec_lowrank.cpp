@@ -44,7 +44,7 @@ class LowRankCodec final : public FeedbackCodec {
            ",factors=" + (half_factors_ ? "fp16" : "fp32") + feedback_spec();
   }
 
-  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+  size_t encoded_bytes(c10::IntArrayRef shape) const override {
     return message_bytes(payload_bytes(shape));
   }
 

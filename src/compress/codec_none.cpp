@@ -13,7 +13,7 @@ class NoneCodec final : public Codec {
   CodecId id() const override { return CodecId::None; }
   std::string spec() const override { return "none"; }
 
-  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+  size_t encoded_bytes(c10::IntArrayRef shape) const override {
     return message_bytes(static_cast<size_t>(shape_numel(shape)) * sizeof(float));
   }
 

@@ -29,7 +29,7 @@ class QuantCodec final : public FeedbackCodec {
            ",round=" + (rounding_ == Rounding::Nearest ? "nearest" : "stochastic") + feedback_spec();
   }
 
-  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+  size_t encoded_bytes(c10::IntArrayRef shape) const override {
     return message_bytes(payload_bytes(shape));
   }
 

@@ -131,7 +131,7 @@ class SortQuantCodec final : public FeedbackCodec {
            feedback_spec();
   }
 
-  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+  size_t encoded_bytes(c10::IntArrayRef shape) const override {
     return message_bytes(payload_bytes(shape_numel(shape)));
   }
 

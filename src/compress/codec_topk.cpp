@@ -43,7 +43,7 @@ class TopKCodec final : public FeedbackCodec {
   CodecId id() const override { return CodecId::TopK; }
   std::string spec() const override { return "topk:ratio=" + format_number(ratio_) + feedback_spec(); }
 
-  size_t max_encoded_bytes(c10::IntArrayRef shape) const override {
+  size_t encoded_bytes(c10::IntArrayRef shape) const override {
     return message_bytes(payload_bytes(shape_numel(shape)));
   }
 

@@ -72,7 +72,7 @@ class PayloadReader {
   WireHeader header_;
 };
 
-// Bytes of a header plus a payload, for max_encoded_bytes.
+// Bytes of a header plus a payload, for encoded_bytes.
 constexpr size_t message_bytes(size_t payload_bytes) { return WireHeader::kSize + payload_bytes; }
 
 // Element count of a shape, as the header will carry it.

@@ -99,7 +99,7 @@ void bench_shape(const std::vector<int64_t>& shape, const Options& options, uint
   for (const auto& spec : options.codecs) {
     auto codec = splitpipe::make_codec(spec);
     std::vector<uint8_t> message;
-    message.reserve(codec->max_encoded_bytes(x.sizes()));
+    message.reserve(codec->encoded_bytes(x.sizes()));
     size_t message_bytes = 0;
     const double encode_s = median_seconds(options.iters, [&] { message_bytes = codec->encode(x, message, 0); });
     at::Tensor decoded;
