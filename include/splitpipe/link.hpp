@@ -4,14 +4,15 @@
 #include <algorithm>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace splitpipe {
 
 struct LinkSpec {
   double bits_per_second = 0;  // > 0; payload bits (protocol headers are not modelled)
   double latency_seconds = 0;  // one-way propagation delay, >= 0
-  bool shape_up = true;        // edge (rank 0) -> server ranks
-  bool shape_down = true;      // server ranks -> edge
+  bool shape_up = true;        // edge client -> server ranks
+  bool shape_down = true;      // server ranks -> edge client
 
   // "10 Mbit/s, latency 5 ms, both directions": for the setup line and error messages.
   std::string describe() const;
@@ -26,6 +27,10 @@ struct LinkSpec {
 //   direction: both (default), up = edge -> server only, down = server -> edge only.
 // Throws UsageError("--link: ...") naming the bad part.
 LinkSpec parse_link_spec(const std::string& text);
+
+// --link for E edge clients: one spec for every client's link, or E specs separated by ';'
+// (client 0's first), e.g. "bandwidth=10Mbit;bandwidth=100Mbit;bandwidth=1Gbit". Returns E links.
+std::vector<LinkSpec> parse_link_list(const std::string& text, int clients);
 
 // One direction of a link as a FIFO, like a NIC's transmit queue: a message starts to
 // serialise when it is handed over or when the previous message has left, whichever is later,

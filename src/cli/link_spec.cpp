@@ -1,4 +1,6 @@
-// --link: "bandwidth=100Mbit[,latency=5ms][,direction=both|up|down]".
+// --link: "bandwidth=100Mbit[,latency=5ms][,direction=both|up|down]", or one such spec per
+// edge client separated by ';'.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -106,6 +108,20 @@ LinkSpec parse_link_spec(const std::string& text) {
   if (!text.empty() && text.back() == ',') throw link_error("trailing ',' in '" + text + "'");
   if (!seen.count("bandwidth")) throw link_error("bandwidth is required");
   return spec;
+}
+
+std::vector<LinkSpec> parse_link_list(const std::string& text, int clients) {
+  std::vector<LinkSpec> links;
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ';')) links.push_back(parse_link_spec(trim(item)));
+  if (!text.empty() && text.back() == ';') throw link_error("trailing ';' in '" + text + "'");
+  if (links.size() == 1) return std::vector<LinkSpec>(static_cast<size_t>(std::max(clients, 1)), links.front());
+  if (static_cast<int>(links.size()) != clients)
+    throw UsageError("--link: " + std::to_string(links.size()) + " links given for " + std::to_string(clients) +
+                     " edge client(s) (--edge-ranks); give one link for all, or one per client separated by ';', "
+                     "e.g. bandwidth=10Mbit;bandwidth=100Mbit");
+  return links;
 }
 
 std::string LinkSpec::describe() const {

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -19,6 +20,7 @@
 #include "mpi_test.hpp"
 #include "splitpipe/config.hpp"
 #include "splitpipe/emulated_link.hpp"
+#include "splitpipe/mpi_world.hpp"
 #include "splitpipe/trainer.hpp"
 
 using namespace splitpipe;
@@ -29,7 +31,13 @@ using splitpipe::testing::world_size;
 namespace {
 
 constexpr double kTimeTolerance = 0.10;  // relative, on arrival times
-constexpr int kHandOverTag = 1000;       // the reference time travels outside the link
+
+// The control plane and the data plane over MPI_COMM_WORLD; the reference time travels on the
+// control plane, outside the link.
+struct World {
+  MpiControlPlane control{MPI_COMM_WORLD};
+  MpiTransport data{control};
+};
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -56,36 +64,37 @@ struct Trace {
   double sender_seconds = -1;     // sender: posting every send and waiting for all of them
 };
 
-// Collective: `from` sends `sends` in order through `link` (message i has tag i); each receiver
-// waits for its messages in that order.
-Trace transfer(MpiTransport& world, EmulatedLinkTransport& link, int from, const std::vector<Send>& sends) {
+// Collective: `from` sends `sends` in order through `link`; each receiver waits for its
+// messages in that order.
+Trace transfer(World& world, EmulatedLinkTransport& link, int from, const std::vector<Send>& sends) {
   Trace trace;
-  const int rank = world.rank();
+  const int rank = world.control.rank();
   std::vector<std::vector<uint8_t>> buffers(sends.size());
-  world.barrier();
+  world.control.barrier();
   if (rank == from) {
     std::vector<Transport::Ticket> tickets;
     const double start = now_seconds();
     const double hand_over = start + link.clock_offset_seconds();  // on the edge's clock
     for (size_t i = 0; i < sends.size(); ++i) {
       buffers[i].assign(sends[i].bytes, static_cast<uint8_t>(i));
-      tickets.push_back(link.post_send(sends[i].to, static_cast<int>(i), buffers[i].data(), sends[i].bytes));
+      tickets.push_back(link.post_send(sends[i].to, buffers[i].data(), sends[i].bytes));
     }
     for (auto ticket : tickets) link.wait(ticket);
     trace.sender_seconds = now_seconds() - start;
     std::set<int> receivers;
     for (const auto& s : sends) receivers.insert(s.to);
-    for (int to : receivers) world.wait(world.post_send(to, kHandOverTag, reinterpret_cast<const uint8_t*>(&hand_over), sizeof hand_over));
+    for (int to : receivers)
+      world.control.send_bytes(to, std::string(reinterpret_cast<const char*>(&hand_over), sizeof hand_over), "hand-over");
   } else {
     std::vector<std::pair<size_t, Transport::Ticket>> mine;
     for (size_t i = 0; i < sends.size(); ++i)
       if (sends[i].to == rank) {
         buffers[i].assign(sends[i].bytes, 0xff);
-        mine.emplace_back(i, link.post_recv(from, static_cast<int>(i), buffers[i].data(), sends[i].bytes));
+        mine.emplace_back(i, link.post_recv(from, buffers[i].data(), sends[i].bytes));
       }
     std::vector<double> done;
     for (const auto& [i, ticket] : mine) {
-      EXPECT_EQ(link.wait(ticket), sends[i].bytes);
+      link.wait(ticket);
       done.push_back(now_seconds() + link.clock_offset_seconds());
       trace.link_wait.push_back(link.last_wait_link_seconds());
       EXPECT_EQ(buffers[i].front(), static_cast<uint8_t>(i)) << "message " << i << " arrived intact";
@@ -93,11 +102,13 @@ Trace transfer(MpiTransport& world, EmulatedLinkTransport& link, int from, const
     }
     if (!mine.empty()) {
       double hand_over = 0;
-      world.wait(world.post_recv(from, kHandOverTag, reinterpret_cast<uint8_t*>(&hand_over), sizeof hand_over));
+      const std::string bytes = world.control.receive_bytes(from, "hand-over");
+      EXPECT_EQ(bytes.size(), sizeof hand_over);
+      std::memcpy(&hand_over, bytes.data(), std::min(bytes.size(), sizeof hand_over));
       for (double t : done) trace.arrival.push_back(t - hand_over);
     }
   }
-  world.barrier();
+  world.control.barrier();
   return trace;
 }
 
@@ -120,7 +131,7 @@ bool on_time(const Trace& trace, const std::vector<double>& expected) {
 // a late measurement is repeated, up to kAttempts times in all; every rank takes part in every
 // attempt. Returns the last attempt's trace.
 constexpr int kAttempts = 3;
-Trace transfer_on_time(MpiTransport& world, EmulatedLinkTransport& link, int from, const std::vector<Send>& sends,
+Trace transfer_on_time(World& world, EmulatedLinkTransport& link, int from, const std::vector<Send>& sends,
                        const std::vector<double>& expected) {
   Trace trace;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -145,16 +156,16 @@ void expect_arrivals(const Trace& trace, const std::vector<double>& expected, co
 class EmulatedLink : public MpiTest {};
 
 TEST_F(EmulatedLink, ClocksAgreeOnOneNode) {
-  MpiTransport world(MPI_COMM_WORLD);
-  EmulatedLinkTransport link(world, link_spec(1e9, 0));
+  World world;
+  EmulatedLinkTransport link(world.data, world.control, {link_spec(1e9, 0)});
   EXPECT_LT(std::abs(link.clock_offset_seconds()), 1e-3) << "all ranks of this test share one steady clock";
 }
 
 TEST_F(EmulatedLink, KnownBytesAtKnownBandwidthTakeTheExpectedTime) {
   // 2.5 MB at 20 Mbit/s: 1 s on the wire plus 20 ms of latency, in both directions (long
   // enough that scheduling delays of a loaded machine, tens of ms, stay inside the tolerance).
-  MpiTransport world(MPI_COMM_WORLD);
-  EmulatedLinkTransport link(world, link_spec(20e6, 0.020));
+  World world;
+  EmulatedLinkTransport link(world.data, world.control, {link_spec(20e6, 0.020)});
   const double expected = 2'500'000 * 8 / 20e6 + 0.020;
   for (const auto& [from, to] : {std::pair{0, 1}, std::pair{1, 0}}) {
     const std::vector<Send> sends{{to, 2'500'000}};
@@ -177,8 +188,8 @@ TEST_F(EmulatedLink, KnownBytesAtKnownBandwidthTakeTheExpectedTime) {
 TEST_F(EmulatedLink, QueuedMessagesSerialiseInOrder) {
   // 10 Mbit/s: 500 kB take 0.4 s. Handed over together, the messages leave one after the other;
   // with 3+ ranks the middle one goes to another server over the same uplink.
-  MpiTransport world(MPI_COMM_WORLD);
-  EmulatedLinkTransport link(world, link_spec(10e6, 0));
+  World world;
+  EmulatedLinkTransport link(world.data, world.control, {link_spec(10e6, 0)});
   const int other = world_size() >= 3 ? 2 : 1;
   const std::vector<Send> sends{{1, 500'000}, {other, 1'000'000}, {1, 500'000}};
   const std::vector<double> expected{0.4, 1.2, 1.6};
@@ -191,8 +202,8 @@ TEST_F(EmulatedLink, QueuedMessagesSerialiseInOrder) {
 
 TEST_F(EmulatedLink, UnshapedDirectionsAndServerTrafficPassAtFullSpeed) {
   // 1.25 MB at 10 Mbit/s would take 1 s: anything near that means the message was shaped.
-  MpiTransport world(MPI_COMM_WORLD);
-  EmulatedLinkTransport up_only(world, link_spec(10e6, 0.05, true, false));
+  World world;
+  EmulatedLinkTransport up_only(world.data, world.control, {link_spec(10e6, 0.05, true, false)});
   EXPECT_FALSE(up_only.shaped(1, 0));
   const Trace down = transfer(world, up_only, 1, {{0, 1'250'000}});
   if (world_rank() == 0 && down.arrival.size() == 1) {
@@ -200,7 +211,7 @@ TEST_F(EmulatedLink, UnshapedDirectionsAndServerTrafficPassAtFullSpeed) {
     EXPECT_EQ(down.link_wait[0], 0);
   }
   if (world_size() >= 3) {
-    EmulatedLinkTransport both(world, link_spec(10e6, 0.05));
+    EmulatedLinkTransport both(world.data, world.control, {link_spec(10e6, 0.05)});
     EXPECT_FALSE(both.shaped(1, 2));
     const Trace servers = transfer(world, both, 1, {{2, 1'250'000}});
     if (world_rank() == 2 && servers.arrival.size() == 1) {
@@ -208,6 +219,22 @@ TEST_F(EmulatedLink, UnshapedDirectionsAndServerTrafficPassAtFullSpeed) {
       EXPECT_EQ(servers.link_wait[0], 0);
     }
   }
+}
+
+TEST_F(EmulatedLink, EachEdgeClientHasItsOwnLink) {
+  // Two clients (ranks 0, 1) and a server (rank 2): 1.25 MB from the server reach client 0 over
+  // 10 Mbit/s in 1 s and client 1 over 40 Mbit/s in 0.25 s; the server's downlinks to the two
+  // clients are separate queues, so neither waits for the other.
+  if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
+  World world;
+  EmulatedLinkTransport links(world.data, world.control, {link_spec(10e6, 0), link_spec(40e6, 0)});
+  EXPECT_TRUE(links.shaped(2, 0));
+  EXPECT_TRUE(links.shaped(1, 2));
+  EXPECT_FALSE(links.shaped(0, 1)) << "client <-> client traffic is not on an edge link";
+  const std::vector<Send> sends{{0, 1'250'000}, {1, 1'250'000}};
+  const std::vector<double> expected{1.0, 0.25};
+  const Trace trace = transfer_on_time(world, links, 2, sends, expected);
+  expect_arrivals(trace, expected_here(sends, expected), "per-client downlinks");
 }
 
 // A short LeNet-5 job on synthetic data, like the pipeline exactness tests, with `link`.
@@ -229,7 +256,7 @@ struct LinkRun {
 };
 
 LinkRun train_two_steps(const RunConfig& config) {
-  MpiTransport world(MPI_COMM_WORLD);
+  MpiControlPlane world(MPI_COMM_WORLD);
   std::optional<DatasetSplits> data;
   if (world.rank() == 0) data = load_dataset(config.data);
   Trainer trainer(config, world, data ? &*data : nullptr);

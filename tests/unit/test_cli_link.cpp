@@ -106,3 +106,30 @@ TEST(LinkQueue, MessagesSerialiseInOrder) {
   // ...and one handed over after it went idle starts at once.
   EXPECT_NEAR(link.send(1.0, 1000), 1.001 + 0.001, 1e-12);
 }
+
+TEST(LinkList, OneSpecServesEveryClientAndAListGivesEachItsOwn) {
+  const auto same = parse_link_list("bandwidth=10Mbit,latency=5ms", 3);
+  ASSERT_EQ(same.size(), 3u);
+  for (const auto& link : same) EXPECT_DOUBLE_EQ(link.bits_per_second, 10e6);
+  const auto own = parse_link_list("bandwidth=10Mbit; bandwidth=100Mbit,direction=up ;bandwidth=1Gbit", 3);
+  ASSERT_EQ(own.size(), 3u);
+  EXPECT_DOUBLE_EQ(own[0].bits_per_second, 10e6);
+  EXPECT_DOUBLE_EQ(own[1].bits_per_second, 100e6);
+  EXPECT_FALSE(own[1].shape_down);
+  EXPECT_DOUBLE_EQ(own[2].bits_per_second, 1e9);
+  EXPECT_EQ(parse_link_list("bandwidth=1Mbit", 1).size(), 1u);
+}
+
+TEST(LinkList, AListOfTheWrongLengthOrWithAnEmptyItemIsRefused) {
+  auto message = [](const std::string& text, int clients) {
+    try {
+      parse_link_list(text, clients);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("bandwidth=1Mbit;bandwidth=2Mbit", 3).find("2 links given for 3 edge client(s)"), std::string::npos);
+  EXPECT_NE(message("bandwidth=1Mbit;", 1).find("trailing ';'"), std::string::npos);
+  EXPECT_NE(message("bandwidth=1Mbit;;bandwidth=2Mbit", 3).find("--link"), std::string::npos);
+}
