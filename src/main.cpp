@@ -9,7 +9,7 @@
 #include "splitpipe/error.hpp"
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/mpi_world.hpp"
-#include "splitpipe/trainer.hpp"
+#include "splitpipe/run.hpp"
 
 namespace {
 
@@ -33,31 +33,37 @@ int main(int argc, char** argv) {
   // Before anything slow: a SIGUSR1 from the job script while MPI starts must not kill the rank.
   splitpipe::install_interrupt_handlers();
   splitpipe::MpiSession mpi(&argc, &argv);
-  splitpipe::MpiTransport world;
+  splitpipe::MpiControlPlane world;
   const bool root = world.rank() == 0;
   const std::string rank_prefix = world.size() > 1 ? "rank " + std::to_string(world.rank()) + ": " : "";
   // A failure on one rank alone cannot end in a normal exit: the others would wait for it.
+  // When several ranks notice one failure (a hung peer they all wait for), the first reports.
   auto abort_job = [&](const std::string& message, int code) {
-    std::cerr << "splitpipe: error: " << rank_prefix << message << std::endl;
+    if (world.announce_failure()) std::cerr << "splitpipe: error: " << rank_prefix << message << std::endl;
     if (world.size() > 1) world.abort(code);
     return code;
   };
+  splitpipe::CommandLine command_line;
   try {
-    const auto command_line = splitpipe::parse_command_line(argc, argv);
+    command_line = splitpipe::parse_command_line(argc, argv);
+  } catch (const splitpipe::UsageError& e) {
+    // Options are parsed identically on every rank, so every rank is here: one message, exit 2.
+    if (root) std::cerr << "splitpipe: error: " << e.what() << std::endl;
+    return e.exit_code();
+  }
+  try {
     if (command_line.help || command_line.version) {
       if (root) std::cout << (command_line.help ? command_line.help_text : splitpipe::version_report());
       return 0;
     }
     splitpipe::run(command_line.config, world);
     return 0;
-  } catch (const splitpipe::UsageError& e) {
-    // Options are parsed identically on every rank, so every rank is here: one message, exit 2.
-    if (root) std::cerr << "splitpipe: error: " << e.what() << std::endl;
-    return e.exit_code();
   } catch (const splitpipe::CollectiveError& e) {
+    // Every rank agreed on it: one message from rank 0, a normal exit everywhere.
     if (root) std::cerr << "splitpipe: error: " << e.what() << std::endl;
     return e.exit_code();
   } catch (const splitpipe::Error& e) {
+    // Found on this rank alone (a usage error too): the others may be waiting for it.
     return abort_job(e.what(), e.exit_code());
   } catch (const c10::Error& e) {
     return abort_job(std::string("LibTorch: ") + e.what_without_backtrace(), 3);

@@ -51,8 +51,9 @@ struct RunConfig {
   int chunks = 1;
   std::string edge_device = "cpu";
   std::string server_device = "cpu";
+  std::string transport = "mpi";  // data plane: mpi | nccl (src/transport/registry.cpp)
 
-  // [clients] several edge clients sharing the servers (src/train/clients.cpp)
+  // [clients] several edge clients sharing the servers (src/train/client_strategy.hpp)
   int edge_ranks = 1;                      // E: ranks 0..E-1 are edge clients, E..N-1 servers
   std::string shard = "iid";               // iid | label-skew:alpha=X
   std::string client_mode = "sequential";  // sequential | parallel
@@ -63,7 +64,8 @@ struct RunConfig {
   std::string bwd_codec = "none";
 
   // [link]
-  std::string link;  // empty: no emulated link; else "bandwidth=100Mbit[,latency=5ms][,direction=both|up|down]"
+  std::string link;  // empty: no emulated link; else one spec for every client, or one per client separated by ';'
+
 
   // [reliability]
   std::string checkpoint_dir;  // empty: no checkpoints

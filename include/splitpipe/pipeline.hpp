@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,13 +18,23 @@
 
 namespace splitpipe {
 
+// The loss of the last stage: the SUM over the micro-batch's samples (the executor divides by
+// the mini-batch size, so micro-batches add up to the mini-batch mean). The run passes it in;
+// the pipeline does not know what is being trained.
+using LossFunction = std::function<at::Tensor(const at::Tensor& output, const at::Tensor& labels)>;
+LossFunction cross_entropy_sum();  // the default: classification
+
 struct PipelineOptions {
   std::string fwd_codec = "none";
   std::string bwd_codec = "none";
-  int64_t max_microbatch = 1;  // sizes the receive buffers posted ahead
   std::string edge_device = "cpu";
   std::string server_device = "cpu";
   bool stop_on_nonfinite = true;  // false: report it in StepResult (--on-nonfinite skip-batch)
+  LossFunction loss = cross_entropy_sum();
+  // Extra seconds an edge rank waits for a server before the transport's timeout starts. A
+  // server blocked by another rank (a hung client, the next server) holds its edge up too; the
+  // extra patience lets the rank next to the failure, which can name it, report first.
+  double edge_patience_seconds = 0;
 };
 
 // A NaN or Inf in a loss or a boundary tensor (with stop_on_nonfinite).
@@ -62,6 +73,9 @@ struct RankCounters {
   // Share of wait_seconds the receiver was held back by the emulated link (--link), after the
   // message itself had been transferred.
   std::vector<std::array<double, 2>> link_wait_seconds_at;
+  // Per peer rank (not in row()): pipeline bytes sent to / received from it and the seconds
+  // its messages were held back by the emulated link, for the per-client tables.
+  std::vector<double> peer_sent_bytes, peer_received_bytes, peer_link_wait_seconds;
 
   void reset();
   // Flat (name, value) row; names are identical on every rank.
@@ -77,9 +91,14 @@ class PipelineExecutor {
   PipelineExecutor(const PipelineExecutor&) = delete;
   PipelineExecutor& operator=(const PipelineExecutor&) = delete;
 
-  // Runs one mini-batch. `batch` is needed on the edge rank only. With train = false the
+  // Runs one mini-batch. `microbatch_rows[m]`: the samples of micro-batch m (every rank knows
+  // them, so each receive is posted with its exact size). `batch` is needed on the ranks whose
+  // pipeline starts or ends here (the edge clients of the step). With train = false the
   // schedule must be forward-only and no graph is built.
-  StepResult run(const Schedule& schedule, const EdgeBatch* batch, bool train);
+  StepResult run(const Schedule& schedule, const std::vector<int64_t>& microbatch_rows, const EdgeBatch* batch,
+                 bool train);
+  // Whether this rank has anything to do in `schedule` (an idle client in another's turn does not).
+  bool takes_part(const Schedule& schedule) const;
 
   void set_training(bool training);
   // This rank's parameters, named "<global block index>.<path>" like the full model.

@@ -81,6 +81,12 @@ StageOrderFn stage_order_for(const std::string& kind);
 Schedule build_schedule(const std::string& kind, const std::vector<int>& stage_rank, int microbatches,
                         bool forward_only, int stages_per_pipeline = 0);
 
+// The schedule of pipeline `pipeline` alone of a multi-pipeline stage layout (one client's turn
+// in --client-mode sequential, or evaluation by client 0): stage numbers stay those of the
+// full layout, and every rank of the layout has a program (empty when it takes no part).
+Schedule build_pipeline_schedule(const std::string& kind, const std::vector<int>& stage_rank, int stages_per_pipeline,
+                                 int pipeline, int microbatches, bool forward_only);
+
 // Throws ScheduleError (a splitpipe::Error) describing the first problem: a compute missing
 // or repeated, a dependency out of order, a send without its receive, or a deadlock (which
 // rank waits for what).

@@ -194,6 +194,9 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("pipeline", "chunks", &c.chunks, "micro-batches per mini-batch (1..256)");
   t.add("pipeline", "edge-device", &c.edge_device, "cpu | cuda");
   t.add("pipeline", "server-device", &c.server_device, "cpu | cuda");
+  t.add("pipeline", "transport", &c.transport,
+        "data plane for boundary messages: mpi (host memory, any machine) | nccl (GPUs on every rank; "
+        "refused where a rank sees none)");
 
   t.section("clients", "Several edge clients (with mpirun: ranks 0..E-1 edge clients, E..N-1 servers)");
   t.add("clients", "edge-ranks", &c.edge_ranks, "E: number of edge clients, each with its own shard of the training set");
@@ -209,10 +212,11 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("compress", "fwd-codec", &c.fwd_codec, "codec for activations (edge -> server -> edge), e.g. quant:bits=8");
   t.add("compress", "bwd-codec", &c.bwd_codec, "codec for gradients, e.g. sortquant:bits=6,split=2");
 
-  t.section("link", "Emulated edge link (edge <-> server messages only)");
+  t.section("link", "Emulated edge links (edge client <-> server messages only)");
   t.add("link", "link", &c.link,
         "bandwidth=B[,latency=T][,direction=both|up|down], e.g. bandwidth=100Mbit,latency=5ms "
-        "(units: bit/kbit/Mbit/Gbit per second; us/ms/s); empty: no emulation");
+        "(units: bit/kbit/Mbit/Gbit per second; us/ms/s): every client's link; or one spec per edge client "
+        "separated by ';', e.g. bandwidth=10Mbit;bandwidth=100Mbit;bandwidth=1Gbit; empty: no emulation");
 
   t.section("reliability", "Checkpoints and failures");
   t.add("reliability", "checkpoint-dir", &c.checkpoint_dir,

@@ -7,6 +7,8 @@
 #include "splitpipe/error.hpp"
 #include "splitpipe/fault.hpp"
 #include "splitpipe/link.hpp"
+#include "splitpipe/schedule.hpp"
+#include "splitpipe/transports.hpp"
 #include "splitpipe/model.hpp"
 
 #ifndef SPLITPIPE_VERSION
@@ -57,7 +59,7 @@ void validate(const RunConfig& c) {
   require(c.lr_gamma > 0 && c.lr_gamma <= 1, "lr-gamma", "must be in (0, 1]");
   require(c.edge_first >= 1, "edge-first", "must be >= 1 (the edge keeps at least its first block)");
   require(c.edge_last >= 1, "edge-last", "must be >= 1 (the edge keeps the last block and the loss)");
-  require_one_of(c.schedule, "schedule", {"gpipe", "1f1b"});
+  require_one_of(c.schedule, "schedule", schedule_names());
   require(c.chunks >= 1 && c.chunks <= 256, "chunks", "must be between 1 and 256, got " + std::to_string(c.chunks));
   require(c.chunks <= c.batch_size, "chunks",
           std::to_string(c.chunks) + " micro-batches do not fit in --batch-size " + std::to_string(c.batch_size) +
@@ -77,17 +79,14 @@ void validate(const RunConfig& c) {
           "must be >= 1 (the number of edge clients), got " + std::to_string(c.edge_ranks));
   parse_shard_spec(c.shard);
   require_one_of(c.client_mode, "client-mode", {"sequential", "parallel"});
-  require(c.client_mode != "parallel" || c.edge_ranks == 1 || c.link.empty(), "link",
-          "the emulated link models one edge; it is not supported with --client-mode parallel yet");
   require(c.sync_every >= 1, "sync-every", "must be >= 1, got " + std::to_string(c.sync_every));
-  require(c.edge_ranks == 1 || (c.checkpoint_dir.empty() && c.fault_inject.empty() && c.server_split != "time"),
-          "edge-ranks", "checkpoints, fault injection and --server-split time are not supported with several edge clients yet");
   require(c.checkpoint_every >= 1, "checkpoint-every", "must be >= 1, got " + std::to_string(c.checkpoint_every));
   require(!c.resume || !c.checkpoint_dir.empty(), "resume", "needs --checkpoint-dir (where to find the checkpoint)");
   require(c.comm_timeout >= 0, "comm-timeout", "must be >= 0 seconds (0: wait forever)");
   require_one_of(c.on_nonfinite, "on-nonfinite", {"stop", "skip-batch"});
   if (!c.fault_inject.empty()) parse_fault_spec(c.fault_inject);
-  if (!c.link.empty()) parse_link_spec(c.link);
+  if (!c.link.empty()) parse_link_list(c.link, c.edge_ranks);
+  require_one_of(c.transport, "transport", transport_names());
 }
 
 }  // namespace splitpipe

@@ -1,6 +1,7 @@
 #include "boundary_channel.hpp"
 
 #include <chrono>
+#include <thread>
 
 #include "splitpipe/error.hpp"
 
@@ -15,19 +16,22 @@ double seconds_since(Clock::time_point start) {
 // Measuring the codec error costs a decode; one message in kErrorSampleEvery is enough.
 constexpr int64_t kErrorSampleEvery = 8;
 
+std::string direction(const ChannelEnds& ends) { return ends.gradient ? "gradient" : "activation"; }
+
 }  // namespace
 
-int message_tag(int boundary, bool gradient, int microbatch) {
-  return (boundary * 2 + (gradient ? 1 : 0)) * kMaxMicrobatches + microbatch;
+void wait_patiently(Transport& transport, Transport::Ticket ticket, double patience) {
+  if (patience > 0) {
+    const auto start = Clock::now();
+    for (long polls = 0; !transport.test(ticket) && seconds_since(start) < patience; ++polls)
+      if (polls > 64) std::this_thread::yield();
+  }
+  transport.wait(ticket);
 }
 
-OutboundChannel::OutboundChannel(Transport& transport, int peer, int boundary, int slot, bool gradient,
-                                 const std::string& codec_spec)
+OutboundChannel::OutboundChannel(Transport& transport, const ChannelEnds& ends, const std::string& codec_spec)
     : transport_(transport),
-      peer_(peer),
-      boundary_(boundary),
-      slot_(slot),
-      gradient_(gradient),
+      ends_(ends),
       encoder_(make_codec(codec_spec)),
       checker_(make_codec(codec_spec)),
       buffers_(kMaxMicrobatches) {}
@@ -38,77 +42,89 @@ void OutboundChannel::send(int microbatch, const at::Tensor& x, RankCounters& co
   auto& buffer = buffers_.at(microbatch);
   const size_t bytes = encoder_->encode(host, buffer, microbatch);
   const double encode_seconds = seconds_since(start);
+  const int g = ends_.gradient ? 1 : 0;
   counters.encode_seconds += encode_seconds;
-  counters.encode_seconds_at.at(slot_)[gradient_] += encode_seconds;
-
-  auto& slot = counters.bytes_sent.at(slot_)[gradient_];
-  slot += static_cast<double>(bytes);
-  counters.raw_bytes_sent.at(slot_)[gradient_] += static_cast<double>(host.numel() * host.element_size());
-  counters.messages_sent.at(slot_)[gradient_] += 1;
+  counters.encode_seconds_at.at(ends_.slot)[g] += encode_seconds;
+  counters.bytes_sent.at(ends_.slot)[g] += static_cast<double>(bytes);
+  counters.raw_bytes_sent.at(ends_.slot)[g] += static_cast<double>(host.numel() * host.element_size());
+  counters.messages_sent.at(ends_.slot)[g] += 1;
+  counters.peer_sent_bytes.at(ends_.peer) += static_cast<double>(bytes);
   if (encoder_->id() != CodecId::None && sent_ % kErrorSampleEvery == 0) {
     const at::Tensor decoded = checker_->decode(buffer.data(), bytes);
     const double norm = host.norm().item<double>();
     if (norm > 0) {
-      counters.error_sum.at(slot_)[gradient_] += (host - decoded).norm().item<double>() / norm;
-      counters.error_samples.at(slot_)[gradient_] += 1;
+      counters.error_sum.at(ends_.slot)[g] += (host - decoded).norm().item<double>() / norm;
+      counters.error_samples.at(ends_.slot)[g] += 1;
     }
   }
   ++sent_;
-  pending_.push_back(transport_.post_send(peer_, message_tag(boundary_, gradient_, microbatch), buffer.data(), bytes));
+  pending_.push_back(transport_.post_send(ends_.peer, buffer.data(), bytes));
 }
 
 void OutboundChannel::complete(RankCounters& counters) {
   const auto start = Clock::now();
-  for (auto ticket : pending_) transport_.wait(ticket);
+  try {
+    for (auto ticket : pending_) wait_patiently(transport_, ticket, ends_.patience_seconds);
+  } catch (const Error& e) {
+    pending_.clear();
+    throw Error("sending the " + direction(ends_) + "s of boundary " + std::to_string(ends_.boundary) + ": " + e.what());
+  }
   pending_.clear();
   counters.wait_seconds += seconds_since(start);
 }
 
-InboundChannel::InboundChannel(Transport& transport, int peer, int boundary, int slot, bool gradient,
-                               const std::string& codec_spec, size_t capacity)
+InboundChannel::InboundChannel(Transport& transport, const ChannelEnds& ends, const std::string& codec_spec,
+                               std::vector<int64_t> sample_shape)
     : transport_(transport),
-      peer_(peer),
-      boundary_(boundary),
-      slot_(slot),
-      gradient_(gradient),
+      ends_(ends),
       decoder_(make_codec(codec_spec)),
-      capacity_(capacity),
       buffers_(kMaxMicrobatches),
-      tickets_(kMaxMicrobatches, -1) {}
+      bytes_(kMaxMicrobatches, 0),
+      tickets_(kMaxMicrobatches, -1) {
+  shape_.push_back(0);
+  shape_.insert(shape_.end(), sample_shape.begin(), sample_shape.end());
+}
 
-void InboundChannel::post(int microbatch) {
+void InboundChannel::post(int microbatch, int64_t rows) {
+  shape_[0] = rows;
+  const size_t bytes = decoder_->encoded_bytes(shape_);
   auto& buffer = buffers_.at(microbatch);
-  if (buffer.size() < capacity_) buffer.resize(capacity_);  // once; reused every step after
-  tickets_[microbatch] =
-      transport_.post_recv(peer_, message_tag(boundary_, gradient_, microbatch), buffer.data(), capacity_);
+  if (buffer.size() < bytes) buffer.resize(bytes);  // grows once; reused every step after
+  bytes_[microbatch] = bytes;
+  tickets_[microbatch] = transport_.post_recv(ends_.peer, buffer.data(), bytes);
 }
 
 at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
   if (tickets_.at(microbatch) < 0)
     throw std::logic_error("receive of micro-batch " + std::to_string(microbatch) + " was never posted");
   auto start = Clock::now();
-  size_t bytes = 0;
   try {
-    bytes = transport_.wait(tickets_[microbatch]);
+    wait_patiently(transport_, tickets_[microbatch], ends_.patience_seconds);
   } catch (const Error& e) {
-    throw Error(std::string("waiting for the ") + (gradient_ ? "gradient" : "activation") + " of boundary " +
-                std::to_string(boundary_) + ", micro-batch " + std::to_string(microbatch) + ": " + e.what());
+    tickets_[microbatch] = -1;
+    throw Error("waiting for the " + direction(ends_) + " of boundary " + std::to_string(ends_.boundary) +
+                ", micro-batch " + std::to_string(microbatch) + ": " + e.what());
   }
   tickets_[microbatch] = -1;
+  const size_t bytes = bytes_[microbatch];
+  const int g = ends_.gradient ? 1 : 0;
+  const double link_wait = transport_.last_wait_link_seconds();
   counters.wait_seconds += seconds_since(start);
-  counters.link_wait_seconds_at.at(slot_)[gradient_] += transport_.last_wait_link_seconds();
-  counters.bytes_received.at(slot_)[gradient_] += static_cast<double>(bytes);
+  counters.link_wait_seconds_at.at(ends_.slot)[g] += link_wait;
+  counters.peer_link_wait_seconds.at(ends_.peer) += link_wait;
+  counters.bytes_received.at(ends_.slot)[g] += static_cast<double>(bytes);
+  counters.peer_received_bytes.at(ends_.peer) += static_cast<double>(bytes);
   start = Clock::now();
   at::Tensor x;
   try {
     x = decoder_->decode(buffers_[microbatch].data(), bytes);
   } catch (const Error& e) {
-    throw Error(std::string("boundary ") + std::to_string(boundary_) + (gradient_ ? " gradient" : " activation") +
-                " from rank " + std::to_string(peer_) + ", micro-batch " + std::to_string(microbatch) + ": " + e.what());
+    throw Error("boundary " + std::to_string(ends_.boundary) + " " + direction(ends_) + " from rank " +
+                std::to_string(ends_.peer) + ", micro-batch " + std::to_string(microbatch) + ": " + e.what());
   }
   const double decode_seconds = seconds_since(start);
   counters.decode_seconds += decode_seconds;
-  counters.decode_seconds_at.at(slot_)[gradient_] += decode_seconds;
+  counters.decode_seconds_at.at(ends_.slot)[g] += decode_seconds;
   return x;
 }
 

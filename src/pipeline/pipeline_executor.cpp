@@ -1,5 +1,5 @@
 // The one small loop that runs a schedule: each action is a forward, a backward, or a
-// transfer through a boundary channel.
+// transfer through a boundary channel. The loss is whatever the run passed in.
 #include <torch/cuda.h>
 
 #include <chrono>
@@ -8,8 +8,8 @@
 #include <set>
 
 #include "boundary_channel.hpp"
-#include "splitpipe/mpi_world.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/mpi_world.hpp"
 #include "splitpipe/pipeline.hpp"
 
 namespace splitpipe {
@@ -75,12 +75,11 @@ struct PipelineExecutor::Impl {
                         &counters.decode_seconds_at, &counters.link_wait_seconds_at})
       *table = counters.bytes_sent;
 
-    auto boundary_shape = [&](int last_block) {
-      std::vector<int64_t> shape{options.max_microbatch};
-      const auto& per_sample = blocks.at(last_block).output_shape;
-      shape.insert(shape.end(), per_sample.begin(), per_sample.end());
-      return shape;
-    };
+    for (auto* peer_table : {&counters.peer_sent_bytes, &counters.peer_received_bytes, &counters.peer_link_wait_seconds})
+      peer_table->assign(transport.size(), 0.0);
+    bool edge_rank = false;
+    for (const int s : plan.stages_of_rank(transport.rank())) edge_rank |= plan.stages[s].role != "server";
+    const double patience = edge_rank ? options.edge_patience_seconds : 0.0;
     for (const int s : plan.stages_of_rank(transport.rank())) {
       const StagePlan& sp = plan.stages[s];
       LocalStage stage;
@@ -96,21 +95,38 @@ struct PipelineExecutor::Impl {
       if (!stage.first) {
         if (stage_rank[s - 1] == sp.rank)
           throw std::logic_error("adjacent stages " + std::to_string(s - 1) + " and " + std::to_string(s) + " on one rank");
-        const int peer = stage_rank[s - 1], slot = (s - 1) % L;
-        const size_t capacity = make_codec(options.fwd_codec)->max_encoded_bytes(boundary_shape(sp.first_block - 1));
-        inbound[{s - 1, false}] =
-            std::make_unique<InboundChannel>(transport, peer, s - 1, slot, false, options.fwd_codec, capacity);
-        outbound[{s - 1, true}] = std::make_unique<OutboundChannel>(transport, peer, s - 1, slot, true, options.bwd_codec);
+        const ChannelEnds from{stage_rank[s - 1], s - 1, (s - 1) % L, false, patience};
+        inbound[{s - 1, false}] = std::make_unique<InboundChannel>(transport, from, options.fwd_codec,
+                                                                   blocks.at(sp.first_block - 1).output_shape);
+        outbound[{s - 1, true}] =
+            std::make_unique<OutboundChannel>(transport, ChannelEnds{from.peer, s - 1, from.slot, true, patience},
+                                              options.bwd_codec);
       }
       if (!stage.last) {
-        const int peer = stage_rank[s + 1], slot = s % L;
-        const size_t capacity = make_codec(options.bwd_codec)->max_encoded_bytes(boundary_shape(sp.end_block - 1));
-        outbound[{s, false}] = std::make_unique<OutboundChannel>(transport, peer, s, slot, false, options.fwd_codec);
-        inbound[{s, true}] = std::make_unique<InboundChannel>(transport, peer, s, slot, true, options.bwd_codec, capacity);
+        const ChannelEnds to{stage_rank[s + 1], s, s % L, false, patience};
+        outbound[{s, false}] = std::make_unique<OutboundChannel>(transport, to, options.fwd_codec);
+        inbound[{s, true}] = std::make_unique<InboundChannel>(transport, ChannelEnds{to.peer, s, to.slot, true, patience},
+                                                              options.bwd_codec, blocks.at(sp.end_block - 1).output_shape);
       }
       local_index[s] = stages.size();
       stages.push_back(std::move(stage));
     }
+  }
+
+  // The receives of one step in the order to post them: for each peer, in the order that peer
+  // sends (the data plane matches a pair's messages in order, without tags).
+  const std::vector<Action>& receive_order(const Schedule& schedule) {
+    auto it = receive_orders.find(&schedule);
+    if (it != receive_orders.end()) return it->second;
+    std::vector<Action> order;
+    const int me = transport.rank();
+    for (int peer = 0; peer < schedule.num_ranks(); ++peer)
+      for (const Action& a : schedule.programs[peer]) {
+        if (a.peer != me) continue;
+        if (a.type == ActionType::SendActivation) order.push_back({ActionType::RecvActivation, a.stage + 1, a.microbatch, peer});
+        if (a.type == ActionType::SendGradient) order.push_back({ActionType::RecvGradient, a.stage - 1, a.microbatch, peer});
+      }
+    return receive_orders.emplace(&schedule, std::move(order)).first->second;
   }
 
   LocalStage& stage(int s) { return stages.at(local_index.at(s)); }
@@ -128,8 +144,7 @@ struct PipelineExecutor::Impl {
     if (st.last) {
       if (!batch) throw std::logic_error("the last stage needs the edge's labels");
       const at::Tensor labels = batch->labels.at(mb).to(st.device);
-      const at::Tensor loss_sum = torch::nn::functional::cross_entropy(
-          out, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      const at::Tensor loss_sum = options.loss(out, labels);
       // Each micro-batch contributes its share of the mini-batch mean, so the accumulated
       // gradient equals the gradient of the whole mini-batch.
       st.losses[mb] = loss_sum / static_cast<double>(batch->batch_size);
@@ -174,19 +189,21 @@ struct PipelineExecutor::Impl {
     counters.backward_seconds += seconds_since(start);
   }
 
-  StepResult run(const Schedule& schedule, const EdgeBatch* batch, bool train) {
+  StepResult run(const Schedule& schedule, const std::vector<int64_t>& rows, const EdgeBatch* batch, bool train) {
     const auto step_start = Clock::now();
     if (train == schedule.forward_only)
       throw std::logic_error("training needs a schedule with backward passes, evaluation a forward-only one");
     if (schedule.num_microbatches > kMaxMicrobatches) throw Error("too many micro-batches");
+    if (static_cast<int>(rows.size()) != schedule.num_microbatches)
+      throw std::logic_error("the step's micro-batch sizes do not match its schedule");
     const auto& program = schedule.programs.at(transport.rank());
     for (auto& st : stages) st.begin_step(schedule.num_microbatches);
     predictions.clear();
 
     // Post every receive of the step up front, so a message never waits for its receiver.
-    for (const Action& a : program) {
-      if (a.type == ActionType::RecvActivation) inbound.at({a.stage - 1, false})->post(a.microbatch);
-      if (a.type == ActionType::RecvGradient) inbound.at({a.stage, true})->post(a.microbatch);
+    for (const Action& a : receive_order(schedule)) {
+      if (a.type == ActionType::RecvActivation) inbound.at({a.stage - 1, false})->post(a.microbatch, rows[a.microbatch]);
+      if (a.type == ActionType::RecvGradient) inbound.at({a.stage, true})->post(a.microbatch, rows[a.microbatch]);
     }
     std::optional<torch::NoGradGuard> no_grad;
     if (!train) no_grad.emplace();
@@ -230,7 +247,15 @@ struct PipelineExecutor::Impl {
   }
 
   std::vector<at::Tensor> predictions;
+  std::map<const Schedule*, std::vector<Action>> receive_orders;  // schedules live as long as the run
 };
+
+LossFunction cross_entropy_sum() {
+  return [](const at::Tensor& output, const at::Tensor& labels) {
+    return torch::nn::functional::cross_entropy(
+        output, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  };
+}
 
 PipelineExecutor::PipelineExecutor(Transport& transport, const PartitionPlan& plan, const std::vector<Block>& blocks,
                                    const PipelineOptions& options)
@@ -238,8 +263,13 @@ PipelineExecutor::PipelineExecutor(Transport& transport, const PartitionPlan& pl
 
 PipelineExecutor::~PipelineExecutor() = default;
 
-StepResult PipelineExecutor::run(const Schedule& schedule, const EdgeBatch* batch, bool train) {
-  return impl_->run(schedule, batch, train);
+StepResult PipelineExecutor::run(const Schedule& schedule, const std::vector<int64_t>& microbatch_rows,
+                                 const EdgeBatch* batch, bool train) {
+  return impl_->run(schedule, microbatch_rows, batch, train);
+}
+
+bool PipelineExecutor::takes_part(const Schedule& schedule) const {
+  return !schedule.programs.at(impl_->transport.rank()).empty();
 }
 
 void PipelineExecutor::set_training(bool training) {

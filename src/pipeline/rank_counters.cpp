@@ -7,6 +7,8 @@ void RankCounters::reset() {
   for (auto* table : {&bytes_sent, &bytes_received, &raw_bytes_sent, &messages_sent, &error_sum, &error_samples,
                       &encode_seconds_at, &decode_seconds_at, &link_wait_seconds_at})
     for (auto& cell : *table) cell = {0.0, 0.0};
+  for (auto* table : {&peer_sent_bytes, &peer_received_bytes, &peer_link_wait_seconds})
+    for (auto& cell : *table) cell = 0.0;
 }
 
 std::vector<std::pair<std::string, double>> RankCounters::row() const {

@@ -1,4 +1,5 @@
 // Merges the per-stage orders into per-rank programs and inserts the communication.
+#include <algorithm>
 #include <limits>
 #include <tuple>
 
@@ -125,6 +126,24 @@ Schedule build_schedule(const std::string& kind, const std::vector<int>& stage_r
     }
   }
   check_schedule(schedule);
+  return schedule;
+}
+
+Schedule build_pipeline_schedule(const std::string& kind, const std::vector<int>& stage_rank, int stages_per_pipeline,
+                                 int pipeline, int microbatches, bool forward_only) {
+  const int length = stages_per_pipeline > 0 ? stages_per_pipeline : static_cast<int>(stage_rank.size());
+  const int first = pipeline * length;
+  if (pipeline < 0 || first + length > static_cast<int>(stage_rank.size()))
+    throw ScheduleError("no pipeline " + std::to_string(pipeline) + " in " + std::to_string(stage_rank.size()) +
+                        " stages of " + std::to_string(length));
+  // Built (and checked) as a pipeline of its own, then renumbered into the full layout.
+  const std::vector<int> own(stage_rank.begin() + first, stage_rank.begin() + first + length);
+  Schedule schedule = build_schedule(kind, own, microbatches, forward_only);
+  for (auto& program : schedule.programs)
+    for (Action& a : program) a.stage += first;
+  schedule.programs.resize(*std::max_element(stage_rank.begin(), stage_rank.end()) + 1);
+  schedule.stage_rank = stage_rank;
+  schedule.stages_per_pipeline = length;
   return schedule;
 }
 

@@ -44,12 +44,4 @@ std::vector<StageOrder> one_f_one_b_order(int num_stages, int microbatches, bool
   return orders;
 }
 
-std::vector<std::string> schedule_names() { return {"gpipe", "1f1b"}; }
-
-StageOrderFn stage_order_for(const std::string& kind) {
-  if (kind == "gpipe" || kind == "forward") return gpipe_order;
-  if (kind == "1f1b") return one_f_one_b_order;
-  throw UsageError("unknown schedule '" + kind + "' (choose one of: gpipe, 1f1b)");
-}
-
 }  // namespace splitpipe

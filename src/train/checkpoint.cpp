@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "splitpipe/error.hpp"
+#include "splitpipe/control_plane.hpp"
 #include "splitpipe/trainer.hpp"
 
 namespace splitpipe {
@@ -24,9 +25,10 @@ std::string checkpoint_name(int epoch, int64_t step) {
 std::string rank_file(const fs::path& dir, int rank) { return (dir / ("rank" + std::to_string(rank) + ".pt")).string(); }
 
 // What must match between the run that wrote a checkpoint and the one loading it.
-std::string identity(const std::string& model, const Trainer& trainer, const MpiTransport& world) {
+std::string identity(const std::string& model, const Trainer& trainer, const ControlPlane& world) {
   std::ostringstream text;
-  text << "model " << model << ", " << trainer.blocks().size() << " blocks, " << world.size() << " ranks, stages";
+  text << "model " << model << ", " << trainer.blocks().size() << " blocks, " << world.size() << " ranks, "
+       << trainer.strategy().clients() << " edge client(s) " << trainer.strategy().mode() << ", stages";
   for (const auto& stage : trainer.plan().stages) text << " " << stage.first_block << "-" << stage.end_block;
   return text.str();
 }
@@ -45,7 +47,7 @@ std::optional<fs::path> newest_complete(const fs::path& dir) {
 }  // namespace
 
 std::string save_checkpoint(const std::string& dir, const CheckpointPosition& position, const Trainer& trainer,
-                            const std::string& model, MpiTransport& world) {
+                            const std::string& model, const ControlPlane& world) {
   const fs::path target = fs::path(dir) / checkpoint_name(position.epoch, position.step);
   std::optional<std::string> error;
   try {
@@ -59,10 +61,11 @@ std::string save_checkpoint(const std::string& dir, const CheckpointPosition& po
     archive.write("loss_sum", c10::IValue(position.loss_sum));
     archive.write("correct", c10::IValue(position.correct));
     archive.write("seconds", c10::IValue(position.seconds));
+    archive.write("active_seconds", c10::IValue(position.active_seconds));
     archive.write("samples", c10::IValue(position.samples));
     archive.write("skipped_steps", c10::IValue(position.skipped_steps));
     if (position.confusion.defined()) archive.write("confusion", position.confusion, true);
-    trainer.save_state(archive);
+    trainer.state().save(archive);
     const std::string final_name = rank_file(target, world.rank());
     const std::string temporary = final_name + ".tmp";
     archive.save_to(temporary);
@@ -81,7 +84,7 @@ std::string save_checkpoint(const std::string& dir, const CheckpointPosition& po
 }
 
 CheckpointPosition load_checkpoint(const std::string& dir, Trainer& trainer, const std::string& model,
-                                   MpiTransport& world) {
+                                   const ControlPlane& world) {
   std::string chosen;
   std::optional<std::string> error;
   if (world.rank() == 0) {
@@ -121,11 +124,12 @@ CheckpointPosition load_checkpoint(const std::string& dir, Trainer& trainer, con
     position.loss_sum = real("loss_sum");
     position.correct = real("correct");
     position.seconds = real("seconds");
+    position.active_seconds = real("active_seconds");
     archive.read("run_file", value);
     position.run_file = value.toStringRef();
     at::Tensor confusion;
     if (archive.try_read("confusion", confusion, true)) position.confusion = confusion;
-    trainer.load_state(archive);
+    trainer.state().load(archive);
   } catch (const c10::Error& e) {
     error = "cannot load checkpoint " + chosen + ": " + e.what_without_backtrace();
   } catch (const std::exception& e) {

@@ -1,5 +1,6 @@
-// The program once MPI is up: every failure that depends on one rank's view (data files, the
-// output file) is agreed on collectively, so all ranks stop together with one message.
+// The one run driver, for every client mode: every failure that depends on one rank's view
+// (data files, the output file, a device) is agreed on collectively, so all ranks stop
+// together with one message.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -12,11 +13,11 @@
 #include <iostream>
 #include <tuple>
 
-#include "splitpipe/interrupt.hpp"
 #include "splitpipe/checkpoint.hpp"
-#include "splitpipe/clients.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/interrupt.hpp"
 #include "splitpipe/link.hpp"
+#include "splitpipe/run.hpp"
 #include "splitpipe/run_file.hpp"
 #include "splitpipe/trainer.hpp"
 
@@ -41,7 +42,8 @@ std::string default_output(const RunConfig& config) {
   char stamp[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
-  return "results/" + config.model + "-" + config.data.dataset + "-" + stamp + ".h5";
+  const std::string clients = config.edge_ranks > 1 ? "-clients" + std::to_string(config.edge_ranks) : "";
+  return "results/" + config.model + "-" + config.data.dataset + clients + "-" + stamp + ".h5";
 }
 
 std::string fixed(double value, int digits) {
@@ -52,31 +54,19 @@ std::string fixed(double value, int digits) {
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text;
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "x" : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += 'x';
+    text += std::to_string(shape[i]);
+  }
   return text;
 }
 
-// Each rank checks the device of the stages it will hold (an edge without a GPU may well
-// serve a GPU server), and every rank learns of a refusal: none waits for a peer that left.
-void check_devices(const RunConfig& config, const MpiTransport& world) {
-  const bool single = world.size() == 1;
-  const bool edge = world.rank() < config.edge_ranks;
-  std::optional<std::string> error;
-  for (const auto& [option, device, holds] : {std::tuple{"edge-device", config.edge_device, single || edge},
-                                              std::tuple{"server-device", config.server_device, single || !edge}})
-    if (holds && device == "cuda" && !error && torch::cuda::device_count() == 0)
-      error = std::string("--") + option + " cuda: no GPU is visible to this process (" +
-              (single ? "" : edge ? "an edge rank, " : "a server rank, ") +
-              "CUDA_VISIBLE_DEVICES='" + (std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "") +
-              "'); run it on a GPU node (e.g. sbatch --gpus-per-task=1) or use --" + option + " cpu";
-  world.agree_on(error, 2);
-}
-
-// Rank 0 alone reads the data; the others learn from agree_on whether it worked.
-std::optional<DatasetSplits> load_on_edge(const RunConfig& config, const MpiTransport& world) {
+// Every edge client reads the dataset itself, as a real client holds its own data; the
+// others learn from agree_on whether it worked.
+std::optional<DatasetSplits> load_on_clients(const RunConfig& config, const ControlPlane& world) {
   std::optional<DatasetSplits> data;
   std::optional<std::string> error;
-  if (world.rank() == 0) {
+  if (world.rank() < config.edge_ranks) {
     try {
       data = load_dataset(config.data);
     } catch (const Error& e) {
@@ -89,7 +79,7 @@ std::optional<DatasetSplits> load_on_edge(const RunConfig& config, const MpiTran
 
 // The run file is opened by rank 0; a refusal (file exists) stops every rank. A resumed run
 // reopens the file its checkpoint names and drops rows written after the checkpoint.
-std::optional<RunFile> open_run_file(const RunConfig& config, const MpiTransport& world, std::string& path,
+std::optional<RunFile> open_run_file(const RunConfig& config, const ControlPlane& world, std::string& path,
                                      const std::optional<CheckpointPosition>& resumed) {
   std::optional<RunFile> file;
   std::optional<std::string> error;
@@ -101,6 +91,7 @@ std::optional<RunFile> open_run_file(const RunConfig& config, const MpiTransport
         file->truncate("epochs", resumed->rows);
         file->truncate("confusion", resumed->rows);
         for (int r = 0; r < world.size(); ++r) file->truncate("ranks/rank" + std::to_string(r), resumed->rows);
+        for (int c = 0; c < config.edge_ranks; ++c) file->truncate("clients/" + std::to_string(c), resumed->rows);
         file->set_attribute("status", std::string("running"));
       } else {
         path = config.output.empty() ? default_output(config) : config.output;
@@ -116,7 +107,7 @@ std::optional<RunFile> open_run_file(const RunConfig& config, const MpiTransport
 
 // A fresh run never mixes its checkpoints with an older run's: refused unless --overwrite,
 // which removes the old ones first.
-void prepare_checkpoint_dir(const RunConfig& config, const MpiTransport& world) {
+void prepare_checkpoint_dir(const RunConfig& config, const ControlPlane& world) {
   if (config.checkpoint_dir.empty() || config.resume) return;
   std::optional<std::string> error;
   if (world.rank() == 0) {
@@ -134,7 +125,7 @@ void prepare_checkpoint_dir(const RunConfig& config, const MpiTransport& world) 
   world.agree_on(error, 2);
 }
 
-void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer& trainer, const MpiTransport& world,
+void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer& trainer, const ControlPlane& world,
                            const std::vector<std::string>& hosts) {
   file.set_attribute("splitpipe_version", splitpipe_version());
   file.set_attribute("libtorch_version", libtorch_version());
@@ -232,45 +223,119 @@ void print_time_table(const PartitionPlan& plan, const std::vector<std::pair<std
   }
 }
 
+// Per-client numbers of one epoch, gathered from every rank to rank 0. A client's link waits
+// are seen at both ends: on the client (messages from the servers) and on the servers
+// (messages from it), so every rank contributes its per-peer link waits.
+struct ClientColumns {
+  static constexpr int kOwn = 8;  // samples, loss_sum, correct, train_seconds, sync seconds/bytes, sent, received
+  static std::vector<double> of_rank(const PassStats& train, const EdgeSyncStats& sync, const RankCounters& counters) {
+    double sent = 0, received = 0;
+    for (double b : counters.peer_sent_bytes) sent += b;
+    for (double b : counters.peer_received_bytes) received += b;
+    std::vector<double> values{static_cast<double>(train.samples), train.loss_sum, train.correct,
+                               train.active_seconds, sync.seconds, sync.bytes, sent, received};
+    values.insert(values.end(), counters.peer_link_wait_seconds.begin(), counters.peer_link_wait_seconds.end());
+    return values;
+  }
+  // Rows of /clients/<c> from the gathered values (rank c is client c).
+  static std::vector<std::vector<std::pair<std::string, double>>> rows(const std::vector<std::vector<double>>& gathered,
+                                                                       int clients, int epoch) {
+    std::vector<std::vector<std::pair<std::string, double>>> rows;
+    for (int c = 0; c < clients; ++c) {
+      const auto& v = gathered[c];
+      double link_wait = 0;
+      for (size_t r = 0; r < gathered.size(); ++r) {
+        if (static_cast<int>(r) == c) {  // the client's own waits on messages from the servers
+          for (size_t peer = 0; peer < gathered.size(); ++peer) link_wait += v[kOwn + peer];
+        } else if (static_cast<int>(r) >= clients) {  // a server's waits on messages from client c
+          link_wait += gathered[r][kOwn + c];
+        }
+      }
+      rows.push_back({{"epoch", epoch + 1.0},
+                      {"samples", v[0]},
+                      {"loss", v[0] > 0 ? v[1] / v[0] : 0},
+                      {"accuracy", v[0] > 0 ? v[2] / v[0] : 0},
+                      {"train_seconds", v[3]},
+                      {"edge_sync_seconds", v[4]},
+                      {"edge_sync_bytes", v[5]},
+                      {"sent_bytes", v[6]},
+                      {"received_bytes", v[7]},
+                      {"link_wait_seconds", link_wait}});
+    }
+    return rows;
+  }
+};
+
+// Profiles the blocks on rank 0 for --server-split time; every rank plans from the same numbers.
+std::vector<double> block_seconds_for_split(const RunConfig& config, const ControlPlane& world,
+                                            const std::optional<DatasetSplits>& data) {
+  if (config.server_split != "time") return {};
+  std::vector<int64_t> nanoseconds;
+  if (world.rank() == 0) {
+    torch::manual_seed(config.seed);
+    auto blocks = build_model({config.model, data->train.sample_shape(), data->train.num_classes, config.mlp_hidden});
+    for (double s : profile_blocks(blocks, data->train.sample_shape(), (config.batch_size + config.chunks - 1) / config.chunks))
+      nanoseconds.push_back(static_cast<int64_t>(s * 1e9));
+  }
+  world.broadcast(nanoseconds);
+  std::vector<double> seconds;
+  for (int64_t ns : nanoseconds) seconds.push_back(ns * 1e-9);
+  return seconds;
+}
+
+void print_setup(const RunConfig& config, Trainer& trainer, const std::string& path, bool resumed_run,
+                 const std::optional<CheckpointPosition>& resumed) {
+  const int E = config.edge_ranks;
+  std::cout << "model " << config.model << ": " << trainer.blocks().size() << " blocks, "
+            << total_parameters(trainer.blocks()) << " parameters\n";
+  if (E > 1) {
+    std::cout << E << " edge clients (ranks 0-" << E - 1 << "), client mode " << config.client_mode << ", shard "
+              << config.shard << "; shard sizes:";
+    for (const auto& shard : trainer.shards()) std::cout << " " << shard.size(0);
+    std::cout << "\nplan (stage c*S+s = client c's stage s):\n";
+  }
+  std::cout << trainer.plan().format(trainer.blocks()) << "schedule " << config.schedule << ", " << config.chunks
+            << " chunks, batch " << config.batch_size << ", " << trainer.steps_per_epoch() << " steps/epoch, threads "
+            << config.threads << ", transport " << config.transport << "; fwd codec " << config.fwd_codec
+            << ", bwd codec " << config.bwd_codec;
+  if (!config.link.empty()) {
+    const auto links = parse_link_list(config.link, E);
+    std::cout << "; link" << (E > 1 ? "s" : "");
+    for (int c = 0; c < static_cast<int>(links.size()); ++c)
+      std::cout << (c ? ";" : "") << (E > 1 ? " client " + std::to_string(c) + ": " : " ") << links[c].describe();
+  }
+  std::cout << "\n"
+            << (resumed_run ? "resuming from epoch " + std::to_string(resumed->epoch + 1) + " step " +
+                                  std::to_string(resumed->step) + ", appending to "
+                            : "writing ")
+            << path << std::endl;  // job scripts wait for this line
+}
+
 }  // namespace
 
-void run(const RunConfig& config, MpiTransport& world) {
+void run(const RunConfig& config, ControlPlane& world) {
   install_interrupt_handlers();  // again, for callers other than main (tests)
   // Armed before the first collective: a rank that fails or hangs in any check below must not
   // leave the others waiting forever.
   world.set_timeout(config.comm_timeout);
+  std::optional<std::string> problem;
   if (config.expect_ranks > 0 && config.expect_ranks != world.size())
-    throw UsageError("this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
-                     std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks));
-  check_devices(config, world);
+    problem = "this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
+              std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks);
+  world.agree_on(problem, 2);
   // Before the data loads: an existing result is refused at once, not after minutes of setup.
-  std::optional<std::string> exists;
   const bool writes_output = !config.dry_run && !config.print_schedule && !config.resume;
   if (world.rank() == 0 && writes_output && !config.output.empty() && !config.overwrite &&
       std::filesystem::exists(config.output))
-    exists = "run file '" + config.output + "' already exists; pass --overwrite to replace it or choose another --output";
-  world.agree_on(exists);
+    problem = "run file '" + config.output + "' already exists; pass --overwrite to replace it or choose another --output";
+  world.agree_on(problem);
   at::set_num_threads(config.threads);
-  if (config.edge_ranks > 1) return run_clients(config, world);  // several edge clients: src/train/clients.cpp
   const bool root = world.rank() == 0;
+  const int E = config.edge_ranks;
 
-  const auto data = load_on_edge(config, world);
+  const auto data = load_on_clients(config, world);
   if (root) std::cout << "data: " << data->description << "\n";
-
-  std::vector<double> block_seconds;
-  if (config.server_split == "time") {
-    // Rank 0 profiles and everyone plans from the same numbers.
-    std::vector<int64_t> micro;
-    if (root) {
-      torch::manual_seed(config.seed);
-      auto blocks = build_model({config.model, data->train.sample_shape(), data->train.num_classes, config.mlp_hidden});
-      for (double s : profile_blocks(blocks, data->train.sample_shape(), (config.batch_size + config.chunks - 1) / config.chunks))
-        micro.push_back(static_cast<int64_t>(s * 1e9));
-    }
-    world.broadcast(micro);
-    for (int64_t ns : micro) block_seconds.push_back(ns * 1e-9);
-  }
-  Trainer trainer(config, world, data ? &*data : nullptr, block_seconds);
+  Trainer trainer(config, world, data ? &*data : nullptr, block_seconds_for_split(config, world, data));
   const PartitionPlan& plan = trainer.plan();
 
   if (config.dry_run || config.print_schedule) {
@@ -280,7 +345,8 @@ void run(const RunConfig& config, MpiTransport& world) {
                   << format_block_table(trainer.blocks()) << "\n" << plan.format(trainer.blocks());
       if (config.print_schedule) {
         const int m = static_cast<int>(std::min<int64_t>(config.chunks, config.batch_size));
-        std::cout << format_schedule(trainer.schedule(m, false)) << format_schedule(trainer.schedule(m, true));
+        const int client = trainer.strategy().mode() == "parallel" ? -1 : 0;
+        std::cout << format_schedule(trainer.schedule(client, m, false)) << format_schedule(trainer.schedule(0, m, true));
       }
     }
     return;
@@ -297,21 +363,13 @@ void run(const RunConfig& config, MpiTransport& world) {
   try {
     if (root) {
       if (!resumed) write_static_metadata(*file, config, trainer, world, hosts);
-      std::cout << "model " << config.model << ": " << trainer.blocks().size() << " blocks, "
-                << total_parameters(trainer.blocks()) << " parameters\n"
-                << plan.format(trainer.blocks()) << "schedule " << config.schedule << ", " << config.chunks
-                << " chunks, batch " << config.batch_size << ", " << trainer.steps_per_epoch()
-                << " steps/epoch, threads " << config.threads << "; fwd codec " << config.fwd_codec << ", bwd codec "
-                << config.bwd_codec << (config.link.empty() ? "" : "; link " + parse_link_spec(config.link).describe()) << "\n"
-                << (resumed ? "resuming from epoch " + std::to_string(resumed->epoch + 1) + " step " +
-                                  std::to_string(resumed->step) + ", appending to "
-                            : "writing ")
-                << path << "\n";
+      print_setup(config, trainer, path, resumed.has_value(), resumed);
     }
     const auto run_start = Clock::now();
     const int first_epoch = resumed ? resumed->epoch : 0;
     for (int epoch = first_epoch; epoch < config.epochs; ++epoch) {
       trainer.executor().counters().reset();
+      trainer.edge_sync() = EdgeSyncStats{};
       auto last_print = Clock::now();
       const Trainer::Progress progress = [&](int64_t step, int64_t steps, const PassStats& so_far) {
         if (!root) return;
@@ -326,21 +384,21 @@ void run(const RunConfig& config, MpiTransport& world) {
       };
       const auto epoch_start = Clock::now();
       const int64_t first_step = resumed && epoch == resumed->epoch ? resumed->step : 0;
-      PassStats train = trainer.train(epoch, first_step, -1, progress);
-      if (first_step > 0 && root) {  // the part of this epoch before the checkpoint
-        PassStats before;
-        before.samples = resumed->samples;
-        before.loss = resumed->samples ? resumed->loss_sum / resumed->samples : 0;
-        before.accuracy = resumed->samples ? resumed->correct / resumed->samples : 0;
-        before.seconds = resumed->seconds;
-        before.skipped_steps = resumed->skipped_steps;
-        before.confusion = resumed->confusion;
-        train = merge(before, train);
+      std::optional<PassStats> before;  // this rank's part of the epoch before the checkpoint
+      if (first_step > 0) {
+        before.emplace();
+        before->loss_sum = resumed->loss_sum;
+        before->correct = resumed->correct;
+        before->samples = resumed->samples;
+        before->seconds = resumed->seconds;
+        before->active_seconds = resumed->active_seconds;
+        before->skipped_steps = resumed->skipped_steps;
+        before->confusion = resumed->confusion;
       }
+      const PassStats train = trainer.train(epoch, first_step, -1, progress, before ? &*before : nullptr);
       if (train.interrupted) {
-        CheckpointPosition position{epoch, train.next_step, epoch, path, train.loss * train.samples,
-                                    train.accuracy * train.samples, train.seconds, train.samples,
-                                    train.skipped_steps, train.confusion};
+        CheckpointPosition position{epoch, train.next_step, epoch, path, train.loss_sum, train.correct, train.seconds,
+                                    train.active_seconds, train.samples, train.skipped_steps, train.confusion};
         const std::string where = config.checkpoint_dir.empty()
                                       ? std::string("no --checkpoint-dir, nothing saved")
                                       : "checkpoint " + save_checkpoint(config.checkpoint_dir, position, trainer,
@@ -351,22 +409,37 @@ void run(const RunConfig& config, MpiTransport& world) {
       }
       const PassStats test = trainer.evaluate();
       const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-      const auto row = rank_row(trainer.executor().counters(), epoch_seconds);
       std::vector<double> values;
-      for (const auto& [name, value] : row) values.push_back(value);
+      for (const auto& [name, value] : rank_row(trainer.executor().counters(), epoch_seconds)) values.push_back(value);
       const auto gathered = world.gather(values);
+      const auto per_client =
+          world.gather(ClientColumns::of_rank(train, trainer.edge_sync(), trainer.executor().counters()));
       if (root) {
-        const double samples_per_second = train.samples / train.seconds;
+        const auto client_rows = ClientColumns::rows(per_client, E, epoch);
+        double samples = 0, loss_sum = 0, correct = 0, sync_seconds = 0, sync_bytes = 0;
+        for (int c = 0; c < E; ++c) {  // the clients' own sums, not their rounded means
+          samples += per_client[c][0];
+          loss_sum += per_client[c][1];
+          correct += per_client[c][2];
+          sync_seconds += per_client[c][4];
+          sync_bytes += per_client[c][5];
+        }
+        const double train_loss = samples > 0 ? loss_sum / samples : 0, train_acc = samples > 0 ? correct / samples : 0;
+        const double samples_per_second = samples / std::max(train.seconds, 1e-9);
         const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
         file->append_row("epochs", {{"epoch", epoch + 1.0},
                                     {"lr", trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1)},
-                                    {"train_loss", train.loss},
-                                    {"train_acc", train.accuracy},
+                                    {"train_loss", train_loss},
+                                    {"train_acc", train_acc},
                                     {"test_loss", test.loss},
                                     {"test_acc", test.accuracy},
                                     {"epoch_seconds", epoch_seconds},
+                                    {"train_seconds", train.seconds},
+                                    {"steps", static_cast<double>(trainer.steps_per_epoch())},
                                     {"samples_per_second", samples_per_second},
                                     {"skipped_steps", static_cast<double>(train.skipped_steps)},
+                                    {"edge_sync_seconds", sync_seconds},
+                                    {"edge_sync_bytes", sync_bytes},
                                     {"peak_rss_bytes", peak_rss_bytes()}});
         file->append_matrix("confusion", test.confusion);
         for (int r = 0; r < world.size(); ++r) {
@@ -377,17 +450,25 @@ void run(const RunConfig& config, MpiTransport& world) {
           }
           file->append_row("ranks/rank" + std::to_string(r), rank_values);
         }
+        for (int c = 0; c < E; ++c) file->append_row("clients/" + std::to_string(c), client_rows[c]);
         const double eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1);
-        std::cout << "epoch " << epoch + 1 << "/" << config.epochs << "  train loss " << fixed(train.loss, 4) << " acc "
-                  << fixed(100 * train.accuracy, 2) << "%  test loss " << fixed(test.loss, 4) << " acc "
+        std::cout << "epoch " << epoch + 1 << "/" << config.epochs << "  train loss " << fixed(train_loss, 4) << " acc "
+                  << fixed(100 * train_acc, 2) << "%  test loss " << fixed(test.loss, 4) << " acc "
                   << fixed(100 * test.accuracy, 2) << "%  " << fixed(samples_per_second, 0) << " samples/s  "
-                  << fixed(epoch_seconds, 1) << " s  elapsed " << fixed(elapsed, 1) << " s  ETA " << fixed(eta, 1)
-                  << " s" << std::endl;
+                  << fixed(epoch_seconds, 1) << " s  elapsed " << fixed(elapsed, 1) << " s  ETA " << fixed(eta, 1) << " s"
+                  << (E > 1 ? std::string("  ") + (config.client_mode == "parallel" ? "edge averaging " : "hand-offs ") +
+                                  fixed(sync_bytes / 1e6, 2) + " MB in " + fixed(sync_seconds, 3) + " s"
+                            : std::string())
+                  << std::endl;
       }
       const bool last = epoch + 1 == config.epochs;
-      if (!config.checkpoint_dir.empty() && ((epoch + 1) % config.checkpoint_every == 0 || last))
-        save_checkpoint(config.checkpoint_dir, CheckpointPosition{epoch + 1, 0, epoch + 1, path}, trainer, config.model,
-                        world);
+      if (!config.checkpoint_dir.empty() && ((epoch + 1) % config.checkpoint_every == 0 || last)) {
+        CheckpointPosition next_epoch;
+        next_epoch.epoch = epoch + 1;
+        next_epoch.rows = epoch + 1;
+        next_epoch.run_file = path;
+        save_checkpoint(config.checkpoint_dir, next_epoch, trainer, config.model, world);
+      }
     }
     // Equal digests on every rank mean bit-identical weights (resume tests compare them).
     const auto digests = world.gather_strings(trainer.weights_digest());

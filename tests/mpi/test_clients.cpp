@@ -6,7 +6,8 @@
 // the union of the two clients' batches (client 0's, then client 1's samples).
 //
 // The reference is a plain loop over the model's blocks (no Trainer, no pipeline), computed on
-// every rank from the same seed, so each rank compares the parameters it holds.
+// every rank from the same seed, so each rank compares the parameters it holds. The clients run
+// through the same Trainer as one edge (client_strategy.hpp), so this is the whole mode.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
@@ -14,9 +15,10 @@
 #include <map>
 
 #include "mpi_test.hpp"
-#include "splitpipe/clients.hpp"
 #include "splitpipe/config.hpp"
 #include "splitpipe/model.hpp"
+#include "splitpipe/mpi_world.hpp"
+#include "splitpipe/trainer.hpp"
 
 using namespace splitpipe;
 using splitpipe::testing::MpiTest;
@@ -128,39 +130,45 @@ class SequentialClientsTest : public MpiTest, public ::testing::WithParamInterfa
 TEST_P(SequentialClientsTest, OneEpochEqualsSingleProcessOverShardsInClientOrder) {
   if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
   const RunConfig config = make_config(GetParam());
-  MpiTransport world;
+  MpiControlPlane world;
   const DatasetSplits data = load_dataset(config.data);  // synthetic: the same on every rank
   const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
                                   config.seed, config.batch_size);
-  SequentialClients clients(config, world, world_rank() < 2 ? &data : nullptr);
-  const auto turns = clients.train_epoch(0);
+  Trainer trainer(config, world, world_rank() < 2 ? &data : nullptr);
+  const PassStats train = trainer.train(0);
 
   const bool server = world_rank() == 2;
-  EXPECT_EQ(clients.client(), server ? -1 : world_rank());
-  EXPECT_EQ(turns.size(), server ? 2u : 1u);
-  if (!server && turns.size() == 1) {
-    EXPECT_EQ(clients.shards().size(), 2u);
-    for (int c = 0; c < 2 && c < static_cast<int>(clients.shards().size()); ++c) EXPECT_TRUE(clients.shards()[c].equal(shards[c])) << "client " << c;
-    EXPECT_EQ(turns[0].client, world_rank());
-    EXPECT_EQ(turns[0].train.samples, shards[world_rank()].size(0)) << "a client trains over its own shard";
-    EXPECT_GT(turns[0].handoff_bytes, 0);
+  EXPECT_EQ(trainer.client(), server ? -1 : world_rank());
+  const int64_t turn0 = (shards[0].size(0) + 15) / 16, turn1 = (shards[1].size(0) + 15) / 16;
+  EXPECT_EQ(trainer.steps_per_epoch(), turn0 + turn1) << "an epoch is client 0's turn, then client 1's";
+  if (!server) {
+    EXPECT_EQ(trainer.shards().size(), 2u);
+    for (int c = 0; c < 2 && c < static_cast<int>(trainer.shards().size()); ++c)
+      EXPECT_TRUE(trainer.shards()[c].equal(shards[c])) << "client " << c;
+    EXPECT_EQ(train.samples, shards[world_rank()].size(0)) << "a client trains over its own shard";
+    if (world_rank() == 0) {
+      EXPECT_GT(trainer.edge_sync().bytes, 0) << "client 0 handed its state on";
+    }
   }
 
-  // After the epoch, client 0 (edge stages) and the server hold the weights.
-  if (Trainer* holder = clients.holder()) {
-    const auto mine = holder->executor().named_parameters();
-    EXPECT_FALSE(mine.empty());
-    const double in_order = max_relative_difference(mine, reference(config, data.train, shards, {0, 1}));
-    const double first_only = max_relative_difference(mine, reference(config, data.train, shards, {0}));
-    const double reversed = max_relative_difference(mine, reference(config, data.train, shards, {1, 0}));
-    EXPECT_LT(in_order, kTolerance) << "rank " << world_rank();
-    // Non-trivial: client 1's turn changed the weights, and the order of the turns matters.
-    EXPECT_GT(first_only, 1e-3) << "rank " << world_rank();
-    EXPECT_GT(reversed, 1e-3) << "rank " << world_rank();
-    const PassStats test = clients.evaluate();
-    if (world_rank() == 0) EXPECT_EQ(test.samples, 16);
-  } else {
-    EXPECT_EQ(world_rank(), 1) << "only client 1 holds no weights after the epoch";
+  // After the epoch every rank holds the latest weights: the server continued through both
+  // turns, client 1 finished the epoch and handed its edge state back to client 0.
+  const auto mine = trainer.executor().named_parameters();
+  EXPECT_FALSE(mine.empty());
+  const double in_order = max_relative_difference(mine, reference(config, data.train, shards, {0, 1}));
+  const double first_only = max_relative_difference(mine, reference(config, data.train, shards, {0}));
+  const double reversed = max_relative_difference(mine, reference(config, data.train, shards, {1, 0}));
+  EXPECT_LT(in_order, kTolerance) << "rank " << world_rank();
+  // Non-trivial: client 1's turn changed the weights, and the order of the turns matters.
+  EXPECT_GT(first_only, 1e-3) << "rank " << world_rank();
+  EXPECT_GT(reversed, 1e-3) << "rank " << world_rank();
+  const PassStats test = trainer.evaluate();
+  if (world_rank() == 0) {
+    EXPECT_EQ(test.samples, 16);
+  }
+  const auto digests = world.gather_strings(trainer.weights_digest());
+  if (world_rank() == 0) {
+    EXPECT_EQ(digests.at(0), digests.at(1)) << "client 0 holds client 1's final edge state";
   }
 }
 
@@ -172,53 +180,54 @@ TEST_P(ParallelClientsTest, SyncEveryRoundEqualsSingleProcessOnTheUnionBatch) {
   const RunConfig config = make_config(GetParam(), {"--client-mode", "parallel", "--sync-every", "1", "--chunks",
                                                     "2", "--synthetic-train", "160", "--momentum", "0.9",
                                                     "--weight-decay", "0.001"});
-  MpiTransport world;
+  MpiControlPlane world;
   const DatasetSplits data = load_dataset(config.data);
   const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
                                   config.seed, config.batch_size);
   const int64_t rounds = std::min(shards[0].size(0), shards[1].size(0)) / config.batch_size;
-  ParallelClients clients(config, world, world_rank() < 2 ? &data : nullptr);
-  EXPECT_EQ(clients.holder()->steps_per_epoch(), rounds);
-  const auto turns = clients.train_epoch(0);
+  Trainer trainer(config, world, world_rank() < 2 ? &data : nullptr);
+  EXPECT_EQ(trainer.steps_per_epoch(), rounds);
+  const PassStats train = trainer.train(0);
 
-  const bool server = world_rank() == 2;
-  EXPECT_EQ(turns.size(), server ? 0u : 1u);
-  if (!server && turns.size() == 1) {
-    EXPECT_EQ(turns[0].train.samples, rounds * config.batch_size) << "one full batch per round";
-    EXPECT_GT(turns[0].handoff_bytes, 0) << "the edge state was averaged";
-    EXPECT_GT(turns[0].wire_bytes, 0);
+  if (world_rank() < 2) {
+    EXPECT_EQ(train.samples, rounds * config.batch_size) << "one full batch per round";
+    EXPECT_GT(trainer.edge_sync().bytes, 0) << "the edge state was averaged";
   }
   // Every rank holds weights: both clients the (averaged) edge stages, the server the middle.
-  const auto mine = clients.holder()->executor().named_parameters();
+  const auto mine = trainer.executor().named_parameters();
   EXPECT_FALSE(mine.empty());
   const double union_batch = max_relative_difference(mine, union_reference(config, data.train, shards, {0, 1}, rounds));
   const double own_only = max_relative_difference(mine, union_reference(config, data.train, shards, {0}, rounds));
   EXPECT_LT(union_batch, kTolerance) << "rank " << world_rank();
   EXPECT_GT(own_only, 1e-3) << "rank " << world_rank() << ": client 1's batches must matter";
-  const PassStats test = clients.evaluate();
-  if (world_rank() == 0) EXPECT_EQ(test.samples, 16);
+  const PassStats test = trainer.evaluate();
+  if (world_rank() == 0) {
+    EXPECT_EQ(test.samples, 16);
+  }
 }
 
 TEST_F(ParallelClientsTest, SyncEveryFewRoundsLeavesEqualEdgeCopiesAtTheEpochEnd) {
   if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
   const RunConfig config = make_config("iid", {"--client-mode", "parallel", "--sync-every", "4", "--chunks", "2",
                                                "--synthetic-train", "160", "--momentum", "0.9"});
-  MpiTransport world;
+  MpiControlPlane world;
   const DatasetSplits data = load_dataset(config.data);
   const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
                                   config.seed, config.batch_size);
-  ParallelClients clients(config, world, world_rank() < 2 ? &data : nullptr);
-  clients.train_epoch(0);
-  const auto digests = world.gather_strings(clients.holder()->weights_digest());
+  Trainer trainer(config, world, world_rank() < 2 ? &data : nullptr);
+  trainer.train(0);
+  const auto digests = world.gather_strings(trainer.weights_digest());
   if (world_rank() == 0) {
     EXPECT_EQ(digests.at(0), digests.at(1)) << "the epoch ends with an average";
   }
   // Local steps between averages are not the union-batch step: the weights differ from it.
-  const int64_t rounds = clients.holder()->steps_per_epoch();
+  const int64_t rounds = trainer.steps_per_epoch();
   EXPECT_GE(rounds, 5);
-  const double union_batch = max_relative_difference(clients.holder()->executor().named_parameters(),
+  const double union_batch = max_relative_difference(trainer.executor().named_parameters(),
                                                      union_reference(config, data.train, shards, {0, 1}, rounds));
-  if (world_rank() < 2) EXPECT_GT(union_batch, 1e-5) << "rank " << world_rank();
+  if (world_rank() < 2) {
+    EXPECT_GT(union_batch, 1e-5) << "rank " << world_rank();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, ParallelClientsTest, ::testing::Values("iid", "label-skew:alpha=0.5"),

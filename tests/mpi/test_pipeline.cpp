@@ -26,6 +26,7 @@
 
 #include "mpi_test.hpp"
 #include "splitpipe/config.hpp"
+#include "splitpipe/mpi_world.hpp"
 #include "splitpipe/trainer.hpp"
 
 using namespace splitpipe;
@@ -92,7 +93,7 @@ NamedTensors copy_of(const std::vector<std::pair<std::string, at::Tensor>>& name
 }
 
 // Trains kSteps steps of epoch 0 on `transport` (collective) and returns this rank's weights.
-Weights train_steps(const RunConfig& config, MpiTransport& transport) {
+Weights train_steps(const RunConfig& config, MpiControlPlane& transport) {
   std::optional<DatasetSplits> data;
   if (transport.rank() == 0) data = load_dataset(config.data);
   Trainer trainer(config, transport, data ? &*data : nullptr);
@@ -122,7 +123,7 @@ Weights train_or_abort(const std::string& what, Run run) {
 
 Weights train_pipeline(const RunConfig& config) {
   return train_or_abort("pipeline training", [&] {
-    MpiTransport world(MPI_COMM_WORLD);
+    MpiControlPlane world(MPI_COMM_WORLD);
     world.set_timeout(kWaitLimitSeconds);
     return train_steps(config, world);
   });
@@ -135,7 +136,7 @@ const Weights& reference(const RunConfig& config) {
   auto it = cache.find(key);
   if (it == cache.end()) {
     Weights weights = train_or_abort("reference training", [&] {
-      MpiTransport self(MPI_COMM_SELF);
+      MpiControlPlane self(MPI_COMM_SELF);
       return train_steps(config, self);
     });
     it = cache.emplace(key, std::move(weights)).first;

@@ -305,3 +305,25 @@ TEST(ScheduleMutants, SendingAfterTheReceiveThatNeedsItDeadlocks) {
   }
   EXPECT_GT(mutants, 0);
 }
+
+TEST(Schedule, OneClientsPipelineKeepsItsStageNumbersAndIdlesTheOthers) {
+  // 3 clients, 2 servers: client 1's turn (--client-mode sequential) is its pipeline alone.
+  const std::vector<int> layout = clients_layout(3, 2);
+  for (const std::string kind : {"gpipe", "1f1b"})
+    for (int m : {1, 3}) {
+      const Schedule turn = build_pipeline_schedule(kind, layout, 4, 1, m, false);
+      const Schedule alone = build_schedule(kind, {1, 3, 4, 1}, m, false);
+      EXPECT_EQ(turn.num_ranks(), 5) << "every rank of the layout has a program";
+      EXPECT_TRUE(turn.programs[0].empty() && turn.programs[2].empty()) << "clients 0 and 2 idle";
+      EXPECT_EQ(turn.stage_rank, layout);
+      for (int r : {1, 3, 4}) {
+        ASSERT_EQ(turn.programs[r].size(), alone.programs[r].size()) << kind << " rank " << r;
+        for (size_t i = 0; i < alone.programs[r].size(); ++i) {
+          Action shifted = alone.programs[r][i];
+          shifted.stage += 4;  // client 1's stages are 4..7
+          EXPECT_EQ(turn.programs[r][i], shifted) << kind << " rank " << r << " action " << i;
+        }
+      }
+    }
+  EXPECT_THROW(build_pipeline_schedule("gpipe", layout, 4, 3, 1, false), ScheduleError);
+}

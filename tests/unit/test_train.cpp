@@ -35,7 +35,7 @@ using splitpipe::RunConfig;
 
 namespace {
 
-// gtest_main does not initialise MPI. The Trainer needs it (MpiTransport over MPI_COMM_SELF),
+// gtest_main does not initialise MPI. The Trainer needs it (its control plane over MPI_COMM_SELF),
 // so the tests that train initialise it on first use (an Open MPI singleton, no mpirun), and
 // this environment finalises it after the last test.
 class MpiEnvironment : public ::testing::Environment {
@@ -182,7 +182,7 @@ TEST(LrSchedule, CosineWithWarmupStartsAtBaseAfterTheRamp) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Single-process training through the Trainer (MpiTransport over MPI_COMM_SELF).
+// Single-process training through the Trainer (the control plane over MPI_COMM_SELF).
 
 namespace {
 
@@ -211,7 +211,7 @@ TrainingTrace train_single_process(const RunConfig& config) {
   ensure_mpi();
   at::set_num_threads(config.threads);
   const splitpipe::DatasetSplits data = splitpipe::load_dataset(config.data);
-  splitpipe::MpiTransport world(MPI_COMM_SELF);
+  splitpipe::MpiControlPlane world(MPI_COMM_SELF);
   splitpipe::Trainer trainer(config, world, &data);
   TrainingTrace trace;
   for (int epoch = 0; epoch < config.epochs; ++epoch) {
