@@ -84,7 +84,11 @@ row "--config is a directory" 0 2 "cannot read config file" -- --config "$config
 row "config with unknown key" 0 2 "epohcs" -- --config "$config_dir/unknown_key.ini"
 row "config with ill-typed value" 0 2 "ill_typed.ini" -- --config "$config_dir/ill_typed.ini"
 row "expect 3 ranks, run alone" 0 2 "--expect-ranks" -- "${synthetic[@]}" --expect-ranks 3
+row "link list longer than the clients" 0 2 "3 links given for 2 edge client(s)" -- "${synthetic[@]}" --edge-ranks 2 \
+  --link "bandwidth=1Mbit;bandwidth=2Mbit;bandwidth=3Mbit"
+row "unknown transport" 0 2 "--transport" -- "${synthetic[@]}" --transport ucx
 if ((gpus == 0)); then
+  row "nccl transport without a GPU" 0 2 "--transport nccl: no GPU is visible" -- "${synthetic[@]}" --transport nccl
   row "edge cuda without a GPU" 0 2 "--edge-device cuda: no GPU is visible" -- "${synthetic[@]}" --edge-device cuda
   row "server cuda without a GPU" 0 2 "--server-device cuda: no GPU is visible" -- "${synthetic[@]}" --server-device cuda
 fi
@@ -111,6 +115,10 @@ if ((gpus == 0)); then
   # Found on the server rank alone: the edge must not wait for it.
   row "server cuda without a GPU" 2 2 "rank 1: --server-device cuda: no GPU" -- "${synthetic[@]}" --server-device cuda
   row "edge cuda without a GPU" 3 2 "--edge-device cuda: no GPU" -- "${synthetic[@]}" --edge-device cuda
+  # The NCCL backend is built by default; without GPUs every rank refuses it at once.
+  row "nccl transport without a GPU" 2 2 "--transport nccl: no GPU is visible" -- "${synthetic[@]}" --transport nccl
+  row "nccl transport without a GPU, 2 clients" 3 2 "--transport nccl: no GPU" -- "${synthetic[@]}" --edge-ranks 2 \
+    --batch-size 16 --client-mode parallel --transport nccl
 fi
 row "wrong number of cut points" 3 2 "--server-split" -- "${synthetic[@]}" --server-split 2,3
 # lenet5 has 5 blocks; the edge keeps 1+1, leaving 3 middle blocks for 4 servers.

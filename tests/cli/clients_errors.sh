@@ -3,7 +3,7 @@
 # "splitpipe: error:" line over all ranks, the expected exit code and text, within the time
 # limit (a hang is a failure), with no crash and no rank left running. Two good runs close the
 # table: 2 clients + 1 server, sequential and parallel, write /clients/<i> groups with a
-# non-empty hand-off (sequential) or edge average (parallel).
+# non-empty hand-off (sequential) or edge average (parallel) and traffic both ways.
 #
 # Usage: clients_errors.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
 # SPLITPIPE_CLI_TIMEOUT (default 10): seconds per process, and per 2 ranks under mpirun.
@@ -33,8 +33,8 @@ row "parallel: shard smaller than one batch" 3 1 "fewer than one mini-batch of 4
   "${synthetic[@]}" --synthetic-train 64 --batch-size 48 --edge-ranks 2 "${parallel[@]}"
 row "parallel: impossible partition" 3 2 "--edge-first 4" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 \
   --edge-first 4 --edge-last 2 "${parallel[@]}"
-row "parallel: emulated link" 0 2 "--link" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 "${parallel[@]}" \
-  --link bandwidth=10Mbit
+row "parallel: a link per client, one missing" 0 2 "2 links given for 3 edge client(s)" -- "${synthetic[@]}" \
+  "${small[@]}" --edge-ranks 3 "${parallel[@]}" --link "bandwidth=10Mbit;bandwidth=1Gbit"
 row "parallel: E=0" 3 2 "--edge-ranks" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 0 "${parallel[@]}"
 row "impossible partition for each turn" 3 2 "--edge-first 4" -- "${synthetic[@]}" "${small[@]}" --edge-ranks 2 --edge-first 4 --edge-last 2
 row "missing dataset on the clients" 3 1 "/nonexistent" -- --edge-ranks 2 --data-dir /nonexistent
@@ -57,8 +57,9 @@ if f.attrs["status"] != "complete": problems.append("status " + str(f.attrs["sta
 for c in ("0", "1"):
     g = f["clients/" + c]
     if g["samples"][0] != 64: problems.append(f"client {c} samples {g['samples'][0]}")
-    if not g["handoff_bytes"][0] > 0: problems.append(f"client {c} handoff_bytes {g['handoff_bytes'][0]}")
-    if not g["wire_bytes"][0] > 0: problems.append(f"client {c} wire_bytes {g['wire_bytes'][0]}")
+    if not g["edge_sync_bytes"][0] > 0: problems.append(f"client {c} edge_sync_bytes {g['edge_sync_bytes'][0]}")
+    if not (g["sent_bytes"][0] > 0 and g["received_bytes"][0] > 0):
+        problems.append(f"client {c} sent/received bytes {g['sent_bytes'][0]}/{g['received_bytes'][0]}")
 if f["epochs/train_acc"].shape != (1,): problems.append("epochs table")
 print("; ".join(problems))
 PY
