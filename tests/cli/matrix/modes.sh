@@ -46,8 +46,8 @@ comm_timeout=5
 data=(--dataset synthetic --synthetic-train 512 --synthetic-test 128 --batch-size 32 --chunks 2 --schedule 1f1b
   --comm-timeout "$comm_timeout")
 common=("${data[@]}" --epochs 4)
-# A long epoch for SIGUSR1: 625 steps (312 rounds in parallel mode) per epoch.
-long=(--dataset synthetic --synthetic-train 20000 --synthetic-test 64 --batch-size 32 --epochs 2
+# A long epoch for SIGUSR1: 625 steps (312 rounds in parallel mode); the signal lands in it.
+long=(--dataset synthetic --synthetic-train 20000 --synthetic-test 64 --batch-size 32 --epochs 1
   --chunks 2 --comm-timeout "$comm_timeout" --lr 0.01)
 
 # check NAME STATUS [LOG...]: "ok" or a failure (STATUS != 0), printing the logs of the runs
