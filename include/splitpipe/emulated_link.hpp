@@ -28,6 +28,7 @@
 
 #include "splitpipe/control_plane.hpp"
 #include "splitpipe/link.hpp"
+#include "splitpipe/ticket_pool.hpp"
 #include "splitpipe/transport.hpp"
 
 namespace splitpipe {
@@ -62,7 +63,7 @@ class EmulatedLinkTransport final : public Transport {
   int clients() const { return static_cast<int>(links_.size()); }
   LinkQueue& outgoing(int peer);
   void synchronise_clocks(const ControlPlane& control);
-  Ticket take_transfer();
+  Ticket take_transfer();  // a fresh Transfer
   double due_in_seconds(const Transfer& transfer) const;  // <= 0: the message has arrived
 
   Transport& inner_;
@@ -70,8 +71,7 @@ class EmulatedLinkTransport final : public Transport {
   // This rank's outgoing queues: on a client its uplink (one, shared by every server), on a
   // server one downlink queue per client.
   std::vector<LinkQueue> outgoing_;
-  std::deque<Transfer> transfers_;  // a deque: growing it keeps the posted stamps in place
-  std::vector<Ticket> free_;
+  TicketPool<Transfer, std::deque<Transfer>> transfers_;  // a deque: growing it keeps posted stamps in place
   double clock_offset_seconds_ = 0;
   double last_wait_link_seconds_ = 0;
 };

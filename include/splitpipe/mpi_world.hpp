@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "splitpipe/control_plane.hpp"
+#include "splitpipe/ticket_pool.hpp"
 #include "splitpipe/transport.hpp"
 
 namespace splitpipe {
@@ -101,8 +102,7 @@ class MpiTransport final : public Transport {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   double timeout_seconds_ = 0;
-  std::vector<Slot> slots_;
-  std::vector<Ticket> free_;
+  TicketPool<Slot> slots_;
 };
 
 }  // namespace splitpipe

@@ -14,6 +14,9 @@
 #include "splitpipe/codec.hpp"
 #include "splitpipe/config.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/model.hpp"
+#include "splitpipe/schedule.hpp"
+#include "splitpipe/transports.hpp"
 
 namespace po = boost::program_options;
 
@@ -25,6 +28,16 @@ std::string to_text(const T& value) {
   std::ostringstream out;
   out << std::boolalpha << std::setprecision(10) << value;
   return out.str();
+}
+
+// Names from a registry, for --help: one list, no copy to keep in step.
+std::string joined(const std::vector<std::string>& names, const char* sep) {
+  std::string text;
+  for (const auto& name : names) {
+    if (!text.empty()) text += sep;
+    text += name;
+  }
+  return text;
 }
 
 std::string join_ints(const std::vector<int64_t>& values, const char* sep) {
@@ -60,7 +73,8 @@ class OptionTable {
 
   // The default is shown as to_text prints it ("0.05", not Boost's "0.050000000000000003").
   template <class T>
-  void add(const std::string& sec, const char* name, T* field, const char* help) {
+  void add(const std::string& sec, const char* name, T* field, const std::string& text) {
+    const char* help = text.c_str();  // Boost copies it
     if constexpr (std::is_unsigned_v<T>) {
       // Boost converts "-1" to an unsigned type by wrapping around: read the text instead.
       current(sec).add_options()(name,
@@ -156,7 +170,7 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "print a progress line every N training steps (0: about every 10 seconds)");
 
   t.section("model", "Model");
-  t.add("model", "model", &c.model, "lenet5 | mlp | alexnet | vgg16bn | mobilenetv2 | resnet18");
+  t.add("model", "model", &c.model, joined(model_names(), " | "));
   t.list("model", "mlp-hidden", &lists.mlp_hidden, "hidden layer sizes of the mlp model");
 
   t.section("data", "Data");
@@ -190,13 +204,13 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("pipeline", "edge-last", &c.edge_last, "M: the edge holds the last M blocks and the loss");
   t.add("pipeline", "server-split", &c.server_split,
         "how the middle blocks are split over server ranks: even | params | time | i,j,... (cut points)");
-  t.add("pipeline", "schedule", &c.schedule, "gpipe | 1f1b");
+  t.add("pipeline", "schedule", &c.schedule, joined(schedule_names(), " | "));
   t.add("pipeline", "chunks", &c.chunks, "micro-batches per mini-batch (1..256)");
   t.add("pipeline", "edge-device", &c.edge_device, "cpu | cuda");
   t.add("pipeline", "server-device", &c.server_device, "cpu | cuda");
   t.add("pipeline", "transport", &c.transport,
-        "data plane for boundary messages: mpi (host memory, any machine) | nccl (GPUs on every rank; "
-        "refused where a rank sees none)");
+        "data plane for boundary messages: " + joined(transport_names(), " | ") +
+            "; mpi: host memory, any machine; nccl: GPUs on every rank, refused where a rank sees none");
 
   t.section("clients", "Several edge clients (with mpirun: ranks 0..E-1 edge clients, E..N-1 servers)");
   t.add("clients", "edge-ranks", &c.edge_ranks, "E: number of edge clients, each with its own shard of the training set");

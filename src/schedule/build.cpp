@@ -1,6 +1,7 @@
 // Merges the per-stage orders into per-rank programs and inserts the communication.
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <tuple>
 
 #include "splitpipe/schedule.hpp"

@@ -1,5 +1,7 @@
 // Proves a schedule is executable: every compute exactly once, dependencies in order on each
 // rank, every send matched by one receive, and no deadlock when receives block.
+#include <algorithm>
+#include <map>
 #include <set>
 #include <tuple>
 

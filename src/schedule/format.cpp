@@ -1,5 +1,7 @@
 // Text form of schedules: F/B = forward/backward, ra/sa = receive/send activation,
 // rg/sg = receive/send gradient; "s.m" = stage s, micro-batch m; ">r" / "<r" = to / from rank r.
+#include <sstream>
+
 #include "splitpipe/schedule.hpp"
 
 namespace splitpipe {

@@ -1,6 +1,7 @@
 #include "splitpipe/interrupt.hpp"
 
 #include <csignal>
+#include <initializer_list>
 
 namespace splitpipe {
 namespace {

@@ -82,14 +82,7 @@ void EmulatedLinkTransport::synchronise_clocks(const ControlPlane& control) {
 }
 
 Transport::Ticket EmulatedLinkTransport::take_transfer() {
-  Ticket ticket;
-  if (!free_.empty()) {
-    ticket = free_.back();
-    free_.pop_back();
-  } else {
-    ticket = static_cast<Ticket>(transfers_.size());
-    transfers_.emplace_back();
-  }
+  const Ticket ticket = transfers_.take();
   transfers_[ticket] = Transfer{};
   return ticket;
 }
@@ -121,7 +114,7 @@ double EmulatedLinkTransport::due_in_seconds(const Transfer& transfer) const {
 }
 
 bool EmulatedLinkTransport::test(Ticket ticket) {
-  Transfer& transfer = transfers_.at(ticket);
+  Transfer& transfer = transfers_[ticket];
   if (!inner_.test(transfer.data)) return false;
   if (transfer.stamp >= 0 && !inner_.test(transfer.stamp)) return false;
   if (transfer.ready_at < 0) transfer.ready_at = now_seconds();
@@ -129,7 +122,7 @@ bool EmulatedLinkTransport::test(Ticket ticket) {
 }
 
 void EmulatedLinkTransport::wait(Ticket ticket) {
-  Transfer& transfer = transfers_.at(ticket);
+  Transfer& transfer = transfers_[ticket];
   last_wait_link_seconds_ = 0;
   // On an exception the slot is not reused: its stamp may still be posted.
   inner_.wait(transfer.data);
@@ -145,7 +138,7 @@ void EmulatedLinkTransport::wait(Ticket ticket) {
       last_wait_link_seconds_ = std::max(0.0, now + due - ready);
     }
   }
-  free_.push_back(ticket);
+  transfers_.give_back(ticket);
 }
 
 }  // namespace splitpipe

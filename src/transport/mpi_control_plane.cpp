@@ -79,7 +79,10 @@ std::unique_ptr<ControlPlane> MpiControlPlane::subgroup(const std::vector<int>& 
   const int created = MPI_Comm_create(comm_, group, &comm);
   MPI_Group_free(&group);
   std::string list;
-  for (int m : members) list += (list.empty() ? "" : ",") + std::to_string(m);
+  for (int m : members) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(m);
+  }
   check_mpi(created, "MPI_Comm_create for ranks " + list);
   if (comm == MPI_COMM_NULL) return nullptr;
   MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);

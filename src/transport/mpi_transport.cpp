@@ -9,7 +9,8 @@ namespace {
 constexpr int kDataTag = 0;
 }  // namespace
 
-MpiTransport::MpiTransport(const MpiControlPlane& control) : timeout_seconds_(control.timeout()) {
+MpiTransport::MpiTransport(const MpiControlPlane& control)
+    : timeout_seconds_(control.timeout()) {
   // A duplicate: pipeline messages can never match a control-plane receive, or the reverse.
   check_mpi(MPI_Comm_dup(control.comm(), &comm_), "MPI_Comm_dup for the data plane");
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
@@ -18,11 +19,11 @@ MpiTransport::MpiTransport(const MpiControlPlane& control) : timeout_seconds_(co
 }
 
 MpiTransport::~MpiTransport() {
-  for (auto& slot : slots_)
-    if (slot.request != MPI_REQUEST_NULL) {
-      if (slot.is_recv) MPI_Cancel(&slot.request);
-      MPI_Request_free(&slot.request);
-    }
+  slots_.for_each([](Slot& slot, bool) {
+    if (slot.request == MPI_REQUEST_NULL) return;
+    if (slot.is_recv) MPI_Cancel(&slot.request);
+    MPI_Request_free(&slot.request);
+  });
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
@@ -34,14 +35,7 @@ std::string MpiTransport::describe(const Slot& slot) const {
 Transport::Ticket MpiTransport::take_slot(int peer, size_t bytes, bool is_recv) {
   if (peer < 0 || peer >= size_ || peer == rank_)
     throw std::logic_error("MpiTransport: no peer " + std::to_string(peer) + " for rank " + std::to_string(rank_));
-  Ticket ticket;
-  if (!free_.empty()) {
-    ticket = free_.back();
-    free_.pop_back();
-  } else {
-    ticket = static_cast<Ticket>(slots_.size());
-    slots_.emplace_back();
-  }
+  const Ticket ticket = slots_.take();
   slots_[ticket] = Slot{MPI_REQUEST_NULL, peer, bytes, is_recv, false};
   return ticket;
 }
@@ -77,11 +71,11 @@ void MpiTransport::release(Ticket ticket) {
     if (slot.is_recv) MPI_Cancel(&slot.request);
     MPI_Request_free(&slot.request);
   }
-  free_.push_back(ticket);
+  slots_.give_back(ticket);
 }
 
 bool MpiTransport::test(Ticket ticket) {
-  Slot& slot = slots_.at(ticket);
+  Slot& slot = slots_[ticket];
   if (slot.done) return true;
   int done = 0;
   MPI_Status status;
@@ -94,7 +88,7 @@ bool MpiTransport::test(Ticket ticket) {
 }
 
 void MpiTransport::wait(Ticket ticket) {
-  Slot& slot = slots_.at(ticket);
+  Slot& slot = slots_[ticket];
   try {
     if (!slot.done) {
       MPI_Status status;
@@ -105,7 +99,7 @@ void MpiTransport::wait(Ticket ticket) {
     release(ticket);
     throw;
   }
-  free_.push_back(ticket);
+  slots_.give_back(ticket);
 }
 
 std::unique_ptr<Transport> make_mpi_transport(const ControlPlane& control, const TransportLinks& /*links*/) {

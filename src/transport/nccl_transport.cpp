@@ -39,6 +39,7 @@
 #include "backends.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/mpi_world.hpp"  // node_local_rank()
+#include "splitpipe/ticket_pool.hpp"
 
 namespace splitpipe {
 namespace {
@@ -143,8 +144,7 @@ class NcclTransport final : public Transport {
   double timeout_;
   int uncaught_at_start_ = std::uncaught_exceptions();
   Stream copy_stream_;
-  std::vector<Slot> slots_;
-  std::vector<int> free_;
+  TicketPool<Slot> slots_;
   std::vector<Link> links_;
   std::vector<Link*> send_links_, recv_links_;  // by peer
 };
@@ -191,10 +191,9 @@ NcclTransport::~NcclTransport() {
   cudaSetDevice(device_);
   const bool unwinding = std::uncaught_exceptions() > uncaught_at_start_;
   for (Link& link : links_) link.comm.get_deleter().destroy = !unwinding && !link.failed;
-  std::vector<bool> idle(slots_.size(), false);
-  for (int ticket : free_) idle[ticket] = true;
-  for (size_t t = 0; t < slots_.size(); ++t)
-    if (!idle[t] && !slots_[t].complete) slots_[t].link->comm.get_deleter().destroy = false;
+  slots_.for_each([](Slot& slot, bool in_use) {
+    if (in_use && !slot.complete) slot.link->comm.get_deleter().destroy = false;
+  });
   // Communicators first, so that nothing of theirs still runs when the staging buffers go.
   for (Link& link : links_) link.comm.reset();
 }
@@ -220,15 +219,12 @@ Transport::Ticket NcclTransport::post(Link& link, uint8_t* data, size_t bytes) {
   if (link.failed) throw Error(link.describe() + ": the link was aborted after an earlier error");
   check_cuda(cudaSetDevice(device_), link, "cudaSetDevice");  // the caller's thread may have another
   const bool direct = on_device(data);
-  Ticket ticket;
-  if (!free_.empty()) {
-    ticket = free_.back();
-    free_.pop_back();
-  } else {
+  bool fresh = false;
+  const Ticket ticket = slots_.take(&fresh);
+  if (fresh) {  // a new slot gets its event (on failure the slot stays out of the pool)
     cudaEvent_t event = nullptr;
     check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), link, "cudaEventCreateWithFlags");
-    ticket = static_cast<Ticket>(slots_.size());
-    slots_.emplace_back().event.reset(event);
+    slots_[ticket].event.reset(event);
   }
   // From here a failure leaves the ticket out of the pool for good: NCCL may still hold its buffer.
   Slot& slot = slots_[ticket];
@@ -295,7 +291,7 @@ void NcclTransport::reserve_staging(Slot& slot, size_t bytes) {
 }
 
 bool NcclTransport::test(Ticket ticket) {
-  Slot& slot = slots_.at(ticket);
+  Slot& slot = slots_[ticket];
   if (slot.complete) return true;
   const Link& link = *slot.link;
   if (link.failed) throw Error(link.describe() + ": the link was aborted after an earlier error");
@@ -314,7 +310,7 @@ bool NcclTransport::test(Ticket ticket) {
 // Polls instead of cudaEventSynchronize so that a peer that died or hangs becomes an error
 // naming it, and so that NCCL's asynchronous errors (a broken connection) are seen at all.
 void NcclTransport::wait(Ticket ticket) {
-  Link& link = *slots_.at(ticket).link;
+  Link& link = *slots_[ticket].link;
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   for (long polls = 0; !test(ticket); ++polls) {
@@ -328,7 +324,7 @@ void NcclTransport::wait(Ticket ticket) {
       give_up(link, "no progress for " + std::to_string(static_cast<int>(timeout_)) + " s (--comm-timeout) in " +
                         link.describe() + "; that rank has probably died or hung");
   }
-  free_.push_back(ticket);
+  slots_.give_back(ticket);
 }
 
 // Aborts the link's communicator at once: its kernel would otherwise keep waiting on the GPU,

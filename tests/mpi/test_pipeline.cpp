@@ -318,4 +318,36 @@ INSTANTIATE_TEST_SUITE_P(LeNetAndMobileNet, CudaServerStage,
                          ::testing::Values(model_cases()[0], model_cases()[2]),
                          [](const ::testing::TestParamInfo<ModelCase>& info) { return info.param.model; });
 
+// The NCCL data plane (--transport nccl) against the CPU reference, every stage on a GPU: the
+// boundary messages cross between GPUs through NCCL. Runs where every rank sees a GPU; skipped
+// (all ranks together) elsewhere, where the refusal is tested end to end (tests/cli/bad_inputs.sh).
+class NcclTransportPipeline : public MpiTest, public ::testing::WithParamInterface<ModelCase> {};
+
+TEST_P(NcclTransportPipeline, WeightsMatchCpuReference) {
+  int missing = torch::cuda::device_count() == 0 ? 1 : 0, any_missing = 0;
+  MPI_Allreduce(&missing, &any_missing, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (any_missing) GTEST_SKIP() << "a rank sees no GPU";
+
+  const ModelCase& model = GetParam();
+  RunConfig config = make_config(model, "1f1b", 2);
+  config.transport = "nccl";
+  config.edge_device = config.server_device = "cuda";
+  const Weights pipeline = train_pipeline(config);
+  config.transport = "mpi";
+  config.edge_device = config.server_device = "cpu";
+  const Weights& ref = reference(config);
+
+  if (world_rank() == 0) {
+    EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kCudaTolerance * std::max(1.0, std::abs(ref.stats.loss)));
+  }
+  const WorldComparison c = compare_on_world(pipeline, ref);
+  EXPECT_LE(c.parameters.max_relative, kCudaTolerance) << "worst parameter: " << c.parameters.worst;
+  EXPECT_LE(c.buffers.max_relative, kCudaTolerance) << "worst buffer: " << c.buffers.worst;
+  report(model.model + " 1f1b chunks 2, every stage on cuda, NCCL transport", c);
+}
+
+INSTANTIATE_TEST_SUITE_P(LeNetAndMobileNet, NcclTransportPipeline,
+                         ::testing::Values(model_cases()[0], model_cases()[2]),
+                         [](const ::testing::TestParamInfo<ModelCase>& info) { return info.param.model; });
+
 }  // namespace
