@@ -54,8 +54,6 @@ class ClientStrategy {
   const SyncPolicy& sync() const { return sync_; }
   int64_t steps_per_epoch() const { return steps_; }
   StepSpec step(int64_t index) const;
-  // The client that runs at step `index`, and in a round -1.
-  int client_at(int64_t index) const { return step(index).client; }
 
  private:
   std::string mode_;

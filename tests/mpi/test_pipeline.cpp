@@ -292,6 +292,17 @@ constexpr double kCudaTolerance = 1e-4;  // GPU kernels round differently from t
 
 class CudaServerStage : public MpiTest, public ::testing::WithParamInterface<ModelCase> {};
 
+// A run with stages on a GPU against the CPU reference, to the GPU kernels' tolerance.
+void expect_close_to_cpu_reference(const Weights& pipeline, const Weights& ref, const std::string& label) {
+  if (world_rank() == 0) {
+    EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kCudaTolerance * std::max(1.0, std::abs(ref.stats.loss)));
+  }
+  const WorldComparison c = compare_on_world(pipeline, ref);
+  EXPECT_LE(c.parameters.max_relative, kCudaTolerance) << "worst parameter: " << c.parameters.worst;
+  EXPECT_LE(c.buffers.max_relative, kCudaTolerance) << "worst buffer: " << c.buffers.worst;
+  report(label, c);
+}
+
 TEST_P(CudaServerStage, WeightsMatchCpuReference) {
   const bool server = world_rank() > 0;
   int missing = server && torch::cuda::device_count() == 0 ? 1 : 0, any_missing = 0;
@@ -303,15 +314,7 @@ TEST_P(CudaServerStage, WeightsMatchCpuReference) {
   config.server_device = "cuda";
   const Weights pipeline = train_pipeline(config);
   config.server_device = "cpu";
-  const Weights& ref = reference(config);
-
-  if (world_rank() == 0) {
-    EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kCudaTolerance * std::max(1.0, std::abs(ref.stats.loss)));
-  }
-  const WorldComparison c = compare_on_world(pipeline, ref);
-  EXPECT_LE(c.parameters.max_relative, kCudaTolerance) << "worst parameter: " << c.parameters.worst;
-  EXPECT_LE(c.buffers.max_relative, kCudaTolerance) << "worst buffer: " << c.buffers.worst;
-  report(model.model + " 1f1b chunks 2, servers on cuda", c);
+  expect_close_to_cpu_reference(pipeline, reference(config), model.model + " 1f1b chunks 2, servers on cuda");
 }
 
 INSTANTIATE_TEST_SUITE_P(LeNetAndMobileNet, CudaServerStage,
@@ -335,15 +338,8 @@ TEST_P(NcclTransportPipeline, WeightsMatchCpuReference) {
   const Weights pipeline = train_pipeline(config);
   config.transport = "mpi";
   config.edge_device = config.server_device = "cpu";
-  const Weights& ref = reference(config);
-
-  if (world_rank() == 0) {
-    EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kCudaTolerance * std::max(1.0, std::abs(ref.stats.loss)));
-  }
-  const WorldComparison c = compare_on_world(pipeline, ref);
-  EXPECT_LE(c.parameters.max_relative, kCudaTolerance) << "worst parameter: " << c.parameters.worst;
-  EXPECT_LE(c.buffers.max_relative, kCudaTolerance) << "worst buffer: " << c.buffers.worst;
-  report(model.model + " 1f1b chunks 2, every stage on cuda, NCCL transport", c);
+  expect_close_to_cpu_reference(pipeline, reference(config),
+                                model.model + " 1f1b chunks 2, every stage on cuda, NCCL transport");
 }
 
 INSTANTIATE_TEST_SUITE_P(LeNetAndMobileNet, NcclTransportPipeline,
