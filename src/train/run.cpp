@@ -283,7 +283,7 @@ std::vector<double> block_seconds_for_split(const RunConfig& config, const Contr
   return seconds;
 }
 
-void print_setup(const RunConfig& config, Trainer& trainer, const std::string& path, bool resumed_run,
+void print_setup(const RunConfig& config, Trainer& trainer, const std::string& path,
                  const std::optional<CheckpointPosition>& resumed) {
   const int E = config.edge_ranks;
   std::cout << "model " << config.model << ": " << trainer.blocks().size() << " blocks, "
@@ -305,7 +305,7 @@ void print_setup(const RunConfig& config, Trainer& trainer, const std::string& p
       std::cout << (c ? ";" : "") << (E > 1 ? " client " + std::to_string(c) + ": " : " ") << links[c].describe();
   }
   std::cout << "\n"
-            << (resumed_run ? "resuming from epoch " + std::to_string(resumed->epoch + 1) + " step " +
+            << (resumed ? "resuming from epoch " + std::to_string(resumed->epoch + 1) + " step " +
                                   std::to_string(resumed->step) + ", appending to "
                             : "writing ")
             << path << std::endl;  // job scripts wait for this line
@@ -363,7 +363,7 @@ void run(const RunConfig& config, ControlPlane& world) {
   try {
     if (root) {
       if (!resumed) write_static_metadata(*file, config, trainer, world, hosts);
-      print_setup(config, trainer, path, resumed.has_value(), resumed);
+      print_setup(config, trainer, path, resumed);
     }
     const auto run_start = Clock::now();
     const int first_epoch = resumed ? resumed->epoch : 0;
