@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -44,6 +45,25 @@ std::string join_ints(const std::vector<int64_t>& values, const char* sep) {
   std::string text;
   for (size_t i = 0; i < values.size(); ++i) text += (i ? sep : "") + std::to_string(values[i]);
   return text;
+}
+
+// Without --threads, a rank uses the cores its launcher gave it: Slurm's --cpus-per-task, else
+// OMP_NUM_THREADS (its first level, "4,2" -> 4), else `fallback`. A value that is not a thread
+// count is an error naming the variable: a silent 1 would hide a misconfigured job.
+int threads_from_launcher(int fallback) {
+  for (const char* variable : {"SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"}) {
+    const char* value = std::getenv(variable);
+    if (!value || !*value) continue;
+    const std::string text(value);
+    const std::string first = text.substr(0, text.find(','));
+    const bool digits = !first.empty() && first.size() <= 4 && first.find_first_not_of("0123456789") == std::string::npos;
+    const int threads = digits ? std::stoi(first) : 0;
+    if (threads < 1 || threads > 1024)
+      throw UsageError(std::string(variable) + "='" + text + "' is not a thread count (1..1024) for --threads; fix or " +
+                       "unset it, or pass --threads N");
+    return threads;
+  }
+  return fallback;
 }
 
 // Digits only, within uint64_t: a sign or anything else names the option.
@@ -163,7 +183,8 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
          "print every rank's schedule for one mini-batch, check it, then exit");
   t.add("run", "seed", &c.seed, "seed for weights, data order, augmentation and codecs");
   t.add("run", "threads", &c.threads,
-        "intra-op threads per rank (with mpirun use --bind-to none or --map-by slot:PE=N)");
+        "intra-op threads per rank (with mpirun use --bind-to none or --map-by slot:PE=N); when not given: "
+        "SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else 1");
   t.add("run", "expect-ranks", &c.expect_ranks,
         "refuse to run unless the MPI world has exactly this many ranks (0: any)");
   t.add("run", "progress-every", &c.progress_every,
@@ -369,6 +390,7 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   // The default warm-up fits every run: a 1-epoch run has no room for it. An explicit value
   // is validated as given.
   if (vm["warmup-epochs"].defaulted()) config.warmup_epochs = std::min(config.warmup_epochs, config.epochs - 1);
+  if (vm["threads"].defaulted()) config.threads = threads_from_launcher(config.threads);
   config.mlp_hidden = parse_int_list(lists.mlp_hidden, "mlp-hidden");
   config.data.synthetic_shape = parse_int_list(lists.synthetic_shape, "synthetic-shape");
   config.data.seed = config.seed;

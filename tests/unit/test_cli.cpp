@@ -1,12 +1,15 @@
 // Command-line and INI parsing: every refusal is a UsageError (exit code 2) that names the
 // option, and the resolved configuration written to run files parses back to itself.
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +70,8 @@ const RunConfig::ResolvedOption* find_resolved(const RunConfig& c, const std::st
 }  // namespace
 
 TEST(Cli, NoArgumentsGiveTheDocumentedDefaults) {
+  // (threads: the launcher's cores when it says; see below)
+  for (const char* variable : {"SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"}) unsetenv(variable);
   const CommandLine cl = parse({});
   const RunConfig& c = cl.config;
   EXPECT_FALSE(cl.help);
@@ -105,6 +110,46 @@ TEST(Cli, NoArgumentsGiveTheDocumentedDefaults) {
   EXPECT_EQ(find_resolved(c, "model")->section, "model");
   ASSERT_NE(find_resolved(c, "chunks"), nullptr);
   EXPECT_EQ(find_resolved(c, "chunks")->section, "pipeline");
+}
+
+// Sets an environment variable for one scope, restoring what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    value ? setenv(name, value, 1) : unsetenv(name);
+  }
+  ~ScopedEnv() { old_ ? setenv(name_, old_->c_str(), 1) : unsetenv(name_); }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(Cli, ThreadsDefaultToTheLaunchersCoresAndAnExplicitValueWins) {
+  ScopedEnv no_slurm("SLURM_CPUS_PER_TASK", nullptr), no_omp("OMP_NUM_THREADS", nullptr);
+  EXPECT_EQ(parse({}).config.threads, 1);
+  {
+    ScopedEnv omp("OMP_NUM_THREADS", "3,1");
+    EXPECT_EQ(parse({}).config.threads, 3) << "OMP_NUM_THREADS' first level";
+    ScopedEnv slurm("SLURM_CPUS_PER_TASK", "4");
+    const RunConfig c = parse({}).config;
+    EXPECT_EQ(c.threads, 4) << "Slurm's --cpus-per-task before OMP_NUM_THREADS";
+    ASSERT_NE(find_resolved(c, "threads"), nullptr);
+    EXPECT_EQ(find_resolved(c, "threads")->value, "4") << "the run file records the threads used";
+    EXPECT_EQ(parse({"--threads", "2"}).config.threads, 2) << "an explicit --threads wins";
+  }
+  for (const char* bad : {"0", "many", "-2", "99999"}) {
+    ScopedEnv slurm("SLURM_CPUS_PER_TASK", bad);
+    try {
+      parse({});
+      ADD_FAILURE() << "SLURM_CPUS_PER_TASK=" << bad << " accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("SLURM_CPUS_PER_TASK='" + std::string(bad) + "'"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(parse({"--threads", "1"}).config.threads, 1) << "--threads makes the variable irrelevant";
+  }
 }
 
 TEST(Cli, DefaultWarmupStepsAsideForAOneEpochRunButAnExplicitOneIsChecked) {
