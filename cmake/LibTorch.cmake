@@ -58,3 +58,5 @@ message(STATUS "LibTorch ${Torch_VERSION} from ${torch_prefix} (CUDA backend bui
 get_filename_component(nvidia_wheels "${torch_prefix}/../nvidia" ABSOLUTE)
 file(GLOB nvidia_lib_dirs LIST_DIRECTORIES true "${nvidia_wheels}/*/lib")
 set(CMAKE_BUILD_RPATH ${nvidia_lib_dirs} "${torch_prefix}/lib")
+# An installed binary (cmake --install) keeps finding the same libraries.
+set(CMAKE_INSTALL_RPATH ${CMAKE_BUILD_RPATH})
