@@ -20,11 +20,16 @@ std::string direction(const ChannelEnds& ends) { return ends.gradient ? "gradien
 
 }  // namespace
 
+// The polling backs off like the transports' own waits: a short spin, then yields, then short
+// sleeps, so a long wait (a slow server, a message held back by an emulated link, which the
+// link's own wait would sleep through) does not take the core the other ranks need.
 void wait_patiently(Transport& transport, Transport::Ticket ticket, double patience) {
   if (patience > 0) {
     const auto start = Clock::now();
-    for (long polls = 0; !transport.test(ticket) && seconds_since(start) < patience; ++polls)
+    for (long polls = 0; !transport.test(ticket) && seconds_since(start) < patience; ++polls) {
       if (polls > 64) std::this_thread::yield();
+      if (polls > 4096) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
   }
   transport.wait(ticket);
 }
