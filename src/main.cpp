@@ -2,8 +2,10 @@
 // Errors are caught here once and turned into one message and an exit code.
 #include <malloc.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "splitpipe/config.hpp"
 #include "splitpipe/error.hpp"
@@ -12,6 +14,9 @@
 #include "splitpipe/run.hpp"
 
 namespace {
+
+// How long a failing rank other than 0 waits for rank 0 to record its failure and end the job.
+constexpr int kSecondsForRank0ToRecord = 3;
 
 // glibc serves every allocation above its mmap threshold (128 KiB, adapting up to 32 MiB) with a
 // fresh mmap and returns it with munmap: every activation tensor of every micro-batch then
@@ -36,11 +41,20 @@ int main(int argc, char** argv) {
   splitpipe::MpiControlPlane world;
   const bool root = world.rank() == 0;
   const std::string rank_prefix = world.size() > 1 ? "rank " + std::to_string(world.rank()) + ": " : "";
+  // Rank 0 owns the run file: a failure another rank announces interrupts its waits, so it can
+  // record "failed: rank R: ..." before the job ends.
+  if (root) world.watch_failure_notices();
   // A failure on one rank alone cannot end in a normal exit: the others would wait for it.
   // When several ranks notice one failure (a hung peer they all wait for), the first reports.
+  // A reporting rank other than 0 gives rank 0 a moment to record the failure (rank 0 then ends
+  // the job itself) before it aborts.
   auto abort_job = [&](const std::string& message, int code) {
-    if (world.announce_failure()) std::cerr << "splitpipe: error: " << rank_prefix << message << std::endl;
-    if (world.size() > 1) world.abort(code);
+    const bool reports = world.announce_failure(message);
+    if (reports) std::cerr << "splitpipe: error: " << rank_prefix << message << std::endl;
+    if (world.size() > 1) {
+      if (reports && !root) std::this_thread::sleep_for(std::chrono::seconds(kSecondsForRank0ToRecord));
+      world.abort(code);
+    }
     return code;
   };
   splitpipe::CommandLine command_line;
@@ -62,12 +76,15 @@ int main(int argc, char** argv) {
     // Every rank agreed on it: one message from rank 0, a normal exit everywhere.
     if (root) std::cerr << "splitpipe: error: " << e.what() << std::endl;
     return e.exit_code();
+  } catch (const splitpipe::PeerFailure& e) {
+    // Another rank failed and reported it; rank 0 has recorded it in the run file.
+    return abort_job(e.what(), 1);
   } catch (const splitpipe::Error& e) {
     // Found on this rank alone (a usage error too): the others may be waiting for it.
     return abort_job(e.what(), e.exit_code());
   } catch (const c10::Error& e) {
-    return abort_job(std::string("LibTorch: ") + e.what_without_backtrace(), 3);
+    return abort_job("LibTorch: " + splitpipe::one_line(e), 3);
   } catch (const std::exception& e) {
-    return abort_job(std::string("internal error: ") + e.what(), 3);
+    return abort_job("internal error: " + splitpipe::one_line(e), 3);
   }
 }

@@ -70,6 +70,7 @@ struct RunConfig {
   // [reliability]
   std::string checkpoint_dir;  // empty: no checkpoints
   int checkpoint_every = 1;    // epochs between checkpoints (with --checkpoint-dir)
+  int keep_checkpoints = 2;    // complete checkpoints kept; older ones are deleted
   bool resume = false;         // continue from the newest complete checkpoint in --checkpoint-dir
   double comm_timeout = 120;   // seconds without progress before a rank gives up (0: never)
   std::string on_nonfinite = "stop";  // stop | skip-batch

@@ -5,12 +5,31 @@
 // rank waits forever for one that died.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace splitpipe {
+
+// Thrown out of a wait on the rank that watches for failure notices (rank 0, which owns the run
+// file) when another rank announced a failure: "rank R: <its message>".
+class PeerFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Every wait loop calls this now and then, with what it waits for: on a rank that watches for
+// failure notices it throws PeerFailure once another rank has announced one; and the first
+// time it sees a SIGTERM it calls the hook given to on_sigterm_while_waiting.
+void check_failure_notices(const std::function<std::string()>& waiting_for = {});
+
+// mpirun ends every rank with SIGTERM, then SIGKILL a moment later, when one rank dies: rank 0
+// records what it was waiting for (naming the rank) while it still can. A stop that completes
+// (Slurm's SIGTERM before a time limit) records its own status over it.
+void on_sigterm_while_waiting(std::function<void(const std::string& waiting_for)> hook);
 
 class ControlPlane {
  public:
@@ -41,11 +60,12 @@ class ControlPlane {
   virtual void send_bytes(int peer, const std::string& bytes, const std::string& what) const = 0;
   virtual std::string receive_bytes(int peer, const std::string& what) const = 0;
 
-  // For an error found on some ranks only: tells the others this rank is failing, and says
-  // whether it should report the error: not when another rank announced a failure first (or,
-  // announcing at the same time, has the lower rank). So a failure that several ranks notice
-  // (a hung peer they all wait for) ends the job with one message.
-  virtual bool announce_failure() = 0;
+  // For an error found on some ranks only: tells the others this rank is failing (and rank 0
+  // why, so it can record it), and says whether it should report the error: not when another
+  // rank announced a failure first (or, announcing at the same time, has the lower rank). So a
+  // failure that several ranks notice (a hung peer they all wait for) ends the job with one
+  // message.
+  virtual bool announce_failure(const std::string& message) = 0;
   // Ends every rank of the job with `code`.
   [[noreturn]] virtual void abort(int code) const = 0;
 

@@ -44,3 +44,11 @@ class InterruptedError : public CollectiveError {
 };
 
 }  // namespace splitpipe
+
+namespace splitpipe {
+
+// The first line of an exception's message, without LibTorch's C++ backtrace: what goes into
+// a run file's status and the one error line.
+std::string one_line(const std::exception& error);
+
+}  // namespace splitpipe

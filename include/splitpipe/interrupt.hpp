@@ -1,5 +1,6 @@
-// SIGUSR1/SIGTERM (what Slurm and mpirun send before a time limit) ask the run to checkpoint
-// and stop at the next step boundary instead of dying mid-step.
+// SIGUSR1/SIGTERM (what Slurm and mpirun send before a time limit) and a first Ctrl-C (SIGINT)
+// ask the run to checkpoint and stop at the next step boundary instead of dying mid-step; a
+// second Ctrl-C kills at once.
 #pragma once
 
 namespace splitpipe {

@@ -50,7 +50,10 @@ class MpiControlPlane final : public ControlPlane {
   std::unique_ptr<ControlPlane> subgroup(const std::vector<int>& members) const override;
   void send_bytes(int peer, const std::string& bytes, const std::string& what) const override;
   std::string receive_bytes(int peer, const std::string& what) const override;
-  bool announce_failure() override;
+  bool announce_failure(const std::string& message) override;
+  // From now on check_failure_notices() throws PeerFailure on this rank when another rank of
+  // this communicator announces a failure (main() calls it on rank 0).
+  void watch_failure_notices();
   [[noreturn]] void abort(int code) const override;
   void set_timeout(double seconds) override { timeout_seconds_ = seconds; }
   double timeout() const override { return timeout_seconds_; }
@@ -59,6 +62,9 @@ class MpiControlPlane final : public ControlPlane {
 
  private:
   void finish(MPI_Request& request, const std::function<std::string()>& what) const;
+  bool notice_arrived();
+  std::string notice_text();
+  friend void check_failure_notices(const std::function<std::string()>& waiting_for);
 
   MPI_Comm comm_;
   bool owns_comm_ = false;
@@ -67,6 +73,8 @@ class MpiControlPlane final : public ControlPlane {
   // A failure notice from another rank, received at any time (posted at construction).
   MPI_Request notice_ = MPI_REQUEST_NULL;
   int notice_from_ = -1;
+  bool noticed_ = false;  // a notice arrived (the request is not posted again)
+  std::string announced_text_;          // the failure message being sent to rank 0
   std::vector<MPI_Request> announced_;  // this rank's notices (the job is ending when they exist)
 };
 

@@ -1,5 +1,10 @@
 // The HDF5 file every run writes. Only one process (rank 0) owns it. Each append is flushed,
 // so a killed run keeps every completed epoch.
+//
+// A new run file is written under a hidden temporary name beside its target and renamed over
+// it at the first commit() (the first complete epoch), so a run that fails before it never
+// damages a file it did not create. While a run writes, it holds a lock (RunFileLock): a
+// second run cannot replace or resume a file that is still being written.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -15,10 +20,11 @@ constexpr int kRunFileFormatVersion = 1;
 
 class RunFile {
  public:
-  // Creates the file (and missing parent directories). An existing file is refused with an
-  // Error unless overwrite is true. Sets the root attribute status = "running".
+  // Creates the file (and missing parent directories) under its temporary name. An existing
+  // file is refused with an Error unless overwrite is true, and a file another run is writing
+  // always. Sets the root attributes status = "running" and a new run_id.
   static RunFile create(const std::string& path, bool overwrite);
-  // Opens an existing run file to keep appending (resume).
+  // Opens an existing run file to keep appending (resume); refused while another run writes it.
   static RunFile open_existing(const std::string& path);
 
   RunFile(RunFile&&) noexcept;
@@ -49,11 +55,26 @@ class RunFile {
   // Number of rows already in a group (0 if absent): a resumed run continues from there.
   int64_t rows(const std::string& group) const;
 
+  // The identity given to the file when it was created (empty for files older than run ids).
+  std::string run_id() const;
+
   // Keeps only the first `rows` rows of every dataset in a group, or of one dataset (resume
   // from a checkpoint older than the last row written). Absent names are ignored.
   void truncate(const std::string& group_or_dataset, int64_t rows);
 
-  // Sets status ("complete" or "failed: <reason>") and end_time, flushes and closes.
+  // Throws Error ("No space left on device") when the file system of the file has less than
+  // kMinFreeBytes free: HDF5 cannot be trusted to leave a consistent file when a write fails
+  // half-way, so a run stops while every table still has the same rows.
+  static constexpr int64_t kMinFreeBytes = int64_t{1} << 20;
+  void require_free_space() const;
+
+  // Publishes a new file under its target name (atomically replacing an older file there).
+  // Later calls do nothing.
+  void commit();
+
+  // Sets status ("complete", "interrupted: ..." or "failed: <reason>") and end_time, flushes
+  // and closes. A file never committed is published unless it would replace an older file and
+  // the run failed: then it is removed and the older file stays as it was.
   void finish(const std::string& status);
 
  private:

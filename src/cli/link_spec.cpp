@@ -37,6 +37,8 @@ std::pair<double, std::string> number_and_unit(const std::string& key, const std
   return {number, std::string(end)};
 }
 
+constexpr double kMinBitsPerSecond = 1, kMaxBitsPerSecond = 1e13, kMaxLatencySeconds = 60;
+
 double parse_bandwidth(const std::string& value) {
   auto [number, unit] = number_and_unit("bandwidth", value);
   std::string lower = unit;
@@ -57,15 +59,23 @@ double parse_bandwidth(const std::string& value) {
     throw link_error("bandwidth '" + value + "': " + (unit.empty() ? std::string("needs a unit") : "unknown unit '" + unit + "'") +
                      " (bit, kbit, Mbit or Gbit per second; 'Mbit/s' and 'Mbps' also read as megabits)");
   const double bits_per_second = number * scale;
+  // Outside this range the emulation would either stall for years or round to no delay at all.
   if (!(bits_per_second > 0)) throw link_error("bandwidth '" + value + "' must be > 0");
+  if (!(bits_per_second >= kMinBitsPerSecond && bits_per_second <= kMaxBitsPerSecond))
+    throw link_error("bandwidth '" + value + "' is outside 1 bit/s to 10 Tbit/s");
   return bits_per_second;
 }
 
 double parse_latency(const std::string& value) {
   auto [number, unit] = number_and_unit("latency", value);
-  if (unit == "us") return number * 1e-6;
-  if (unit == "ms") return number * 1e-3;
-  if (unit == "s" || (unit.empty() && number == 0)) return number;
+  double seconds = -1;
+  if (unit == "us") seconds = number * 1e-6;
+  if (unit == "ms") seconds = number * 1e-3;
+  if (unit == "s" || (unit.empty() && number == 0)) seconds = number;
+  if (seconds >= 0) {
+    if (!(seconds <= kMaxLatencySeconds)) throw link_error("latency '" + value + "' is over 60 s");
+    return seconds;
+  }
   throw link_error("latency '" + value + "': " + (unit.empty() ? std::string("needs a unit") : "unknown unit '" + unit + "'") +
                    " (us, ms or s)");
 }

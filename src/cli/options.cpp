@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <iomanip>
+#include <iterator>
 #include <sstream>
 #include <type_traits>
 
@@ -131,6 +132,16 @@ class OptionTable {
     return out.str();
   }
   const std::vector<Entry>& entries() const { return entries_; }
+  bool has_section(const std::string& name) const {
+    for (const auto& s : sections_)
+      if (s.name == name) return true;
+    return false;
+  }
+  std::string section_names() const {
+    std::string names;
+    for (const auto& s : sections_) names += (names.empty() ? "" : ", ") + s.name;
+    return names;
+  }
   bool has(const std::string& name) const {
     for (const auto& e : entries_)
       if (e.name == name) return true;
@@ -257,8 +268,12 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("reliability", "checkpoint-dir", &c.checkpoint_dir,
         "directory for checkpoints (one sub-directory per checkpoint; empty: none)");
   t.add("reliability", "checkpoint-every", &c.checkpoint_every, "epochs between checkpoints");
+  t.add("reliability", "keep-checkpoints", &c.keep_checkpoints,
+        "complete checkpoints to keep; an older one is deleted only after a newer one is complete");
   t.flag("reliability", "resume", &c.resume,
-         "continue from the newest complete checkpoint in --checkpoint-dir, appending to --output");
+         "continue from the newest complete checkpoint in --checkpoint-dir, appending to the run file it "
+         "names (the run's defining options must not change; see README); with no checkpoint there yet, "
+         "start the run");
   t.add("reliability", "comm-timeout", &c.comm_timeout,
         "seconds a rank waits without progress before it stops the whole job (0: forever)");
   t.add("reliability", "on-nonfinite", &c.on_nonfinite,
@@ -267,34 +282,56 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "for tests: rank=R,step=S,mode=crash|hang|exception (S counts optimizer steps from 0 over the run)");
 }
 
-// Boost.PO names options of section [train] "train.epochs": map them back to "epochs" and
-// refuse anything the table does not know, naming the file.
+// The INI dialect of config files, read here rather than by Boost, whose reader cuts a value
+// at any '#' (a codec spec or path may hold one) and ignores byte order marks:
+//   [section]            a known section name (one of --help's groups)
+//   key = value          a known option, in any section
+//   # or ; at line start a comment; " # ..." after a value too ('#' right after text is kept)
+// Anything else is refused, naming the file and line.
 po::parsed_options parse_ini(const std::string& path, const po::options_description& all,
                              const OptionTable& table) {
-  std::ifstream in(path);
-  if (!in) throw UsageError("cannot read config file '" + path + "': " + std::strerror(errno));
   // A directory opens as a stream that reads nothing: it would silently act as an empty file.
   if (std::filesystem::is_directory(path))
     throw UsageError("cannot read config file '" + path + "': " + std::strerror(EISDIR));
-  po::options_description none;
-  po::parsed_options parsed = [&] {
-    try {
-      return po::parse_config_file(in, none, /*allow_unregistered=*/true);
-    } catch (const po::error& e) {
-      throw UsageError("config file '" + path + "': " + e.what());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("cannot read config file '" + path + "': " + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte order mark
+  if (text.find('\0') != std::string::npos)
+    throw UsageError("config file '" + path + "' is not a text file (it holds NUL bytes); expected INI text");
+  auto trim = [](std::string value) {
+    const auto first = value.find_first_not_of(" \t\r");
+    if (first == std::string::npos) return std::string();
+    return value.substr(first, value.find_last_not_of(" \t\r") - first + 1);
+  };
+  po::parsed_options parsed(&all);
+  std::istringstream lines(text);
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    const std::string where = "config file '" + path + "', line " + std::to_string(number) + ": ";
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    for (size_t hash = line.find('#'); hash != std::string::npos; hash = line.find('#', hash + 1))
+      if (line[hash - 1] == ' ' || line[hash - 1] == '\t') {
+        line = trim(line.substr(0, hash));
+        break;
+      }
+    if (line[0] == '[') {
+      const std::string section = trim(line.substr(1, line.find(']') - 1));
+      if (line.back() != ']' || line.find(']') != line.size() - 1 || section.empty())
+        throw UsageError(where + "'" + line + "' is not a section header like [train]");
+      if (!table.has_section(section))
+        throw UsageError(where + "unknown section [" + section + "] (sections: " + table.section_names() + ")");
+      continue;
     }
-  }();
-  for (auto& option : parsed.options) {
-    std::string key = option.string_key;
-    const auto dot = key.rfind('.');
-    if (dot != std::string::npos) key = key.substr(dot + 1);
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) throw UsageError(where + "'" + line + "' is not 'key = value'");
+    const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
     if (!table.has(key) || key == "config" || key == "help" || key == "version")
-      throw UsageError("config file '" + path + "': unknown option '" + option.string_key +
-                       "' (see --help for the options)");
-    option.string_key = key;
-    option.unregistered = false;
+      throw UsageError(where + "unknown option '" + key + "' (see --help for the options)");
+    parsed.options.emplace_back(key, std::vector<std::string>{value});
+    parsed.options.back().original_tokens = {key, value};
   }
-  parsed.description = &all;
   return parsed;
 }
 

@@ -48,9 +48,12 @@ void validate(const RunConfig& c) {
   require(c.data.synthetic_test >= 1, "synthetic-test", "must be >= 1");
   require(c.epochs >= 1, "epochs", "must be >= 1, got " + std::to_string(c.epochs));
   require(c.batch_size >= 1, "batch-size", "must be >= 1, got " + std::to_string(c.batch_size));
-  require(std::isfinite(c.lr) && c.lr > 0, "lr", "must be a finite number > 0");
+  // The optimizer holds these as float; far smaller bounds than float's range still only
+  // produce NaN, so say so up front.
+  require(std::isfinite(c.lr) && c.lr > 0 && c.lr <= 1e6, "lr", "must be a number in (0, 1e6]");
   require(c.momentum >= 0 && c.momentum < 1, "momentum", "must be in [0, 1)");
-  require(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "weight-decay", "must be a finite number >= 0");
+  require(std::isfinite(c.weight_decay) && c.weight_decay >= 0 && c.weight_decay <= 1e6, "weight-decay",
+          "must be a number in [0, 1e6]");
   require(!c.nesterov || c.momentum > 0, "nesterov", "needs --momentum > 0");
   require_one_of(c.lr_schedule, "lr-schedule", {"constant", "step", "cosine"});
   require(c.warmup_epochs >= 0 && c.warmup_epochs < c.epochs, "warmup-epochs",
@@ -82,7 +85,9 @@ void validate(const RunConfig& c) {
   require(c.sync_every >= 1, "sync-every", "must be >= 1, got " + std::to_string(c.sync_every));
   require(c.checkpoint_every >= 1, "checkpoint-every", "must be >= 1, got " + std::to_string(c.checkpoint_every));
   require(!c.resume || !c.checkpoint_dir.empty(), "resume", "needs --checkpoint-dir (where to find the checkpoint)");
-  require(c.comm_timeout >= 0, "comm-timeout", "must be >= 0 seconds (0: wait forever)");
+  require(c.comm_timeout >= 0 && c.comm_timeout <= 1e7, "comm-timeout",
+          "must be between 0 and 1e7 seconds (0: wait forever)");
+  require(c.keep_checkpoints >= 1, "keep-checkpoints", "must be >= 1, got " + std::to_string(c.keep_checkpoints));
   require_one_of(c.on_nonfinite, "on-nonfinite", {"stop", "skip-batch"});
   if (!c.fault_inject.empty()) parse_fault_spec(c.fault_inject);
   if (!c.link.empty()) parse_link_list(c.link, c.edge_ranks);

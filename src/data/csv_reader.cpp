@@ -33,13 +33,32 @@ std::vector<std::string_view> split_cells(std::string_view line) {
 
 // from_chars is locale-independent, so "1.5" parses the same whatever LC_NUMERIC says.
 // nan and inf are refused: one of them would turn a whole column's normalisation into nan.
-std::optional<double> parse_number(std::string_view cell) {
+std::optional<double> parse_any_number(std::string_view cell) {
   double value = 0;
   const auto [end, error] = std::from_chars(cell.data(), cell.data() + cell.size(), value);
-  if (cell.empty() || error != std::errc() || end != cell.data() + cell.size() || !std::isfinite(value)) {
-    return std::nullopt;
-  }
+  if (cell.empty() || error != std::errc() || end != cell.data() + cell.size()) return std::nullopt;
   return value;
+}
+
+std::optional<double> parse_number(std::string_view cell) {
+  const auto value = parse_any_number(cell);
+  if (!value || !std::isfinite(*value)) return std::nullopt;
+  return value;
+}
+
+// A cell as an error message may quote it: binary junk becomes '?', and long cells are cut.
+std::string printable(std::string_view cell) {
+  std::string text;
+  for (const char c : cell.substr(0, 40)) text += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return cell.size() > 40 ? text + "..." : text;
+}
+
+// A header names its columns: no cell of it reads as a number (nan and inf included), so a
+// first data row with a nan in it is an error, not a header to skip.
+bool is_header(const std::vector<std::string_view>& cells) {
+  for (const auto cell : cells)
+    if (parse_any_number(cell)) return false;
+  return true;
 }
 
 }  // namespace
@@ -48,6 +67,8 @@ LabelledImages read_csv(const std::string& path) {
   using data_detail::throw_format_error;
   const std::vector<uint8_t> bytes = data_detail::read_file_bytes(path, kCsvFormat);
   std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the data.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
 
   std::vector<float> features;
   std::vector<int64_t> labels;
@@ -73,13 +94,13 @@ LabelledImages read_csv(const std::string& path) {
     }
     const std::string where = "line " + std::to_string(line_number);
     if (bad_cell) {
-      if (first_row) {  // a header: column names do not parse as numbers
+      if (first_row && is_header(cells)) {
         first_row = false;
         continue;
       }
       throw_format_error(path,
                          where + ", column " + std::to_string(*bad_cell + 1) + ": '" +
-                             std::string(cells[*bad_cell]) + "' is not a finite number",
+                             printable(cells[*bad_cell]) + "' is not a finite number",
                          kCsvFormat);
     }
     first_row = false;

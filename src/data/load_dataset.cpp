@@ -15,6 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr int64_t kMaxClasses = 10000;
+
 // Both splits as read, before truncation and normalisation (uint8 pixels or float features).
 struct RawSplits {
   LabelledImages train, test;
@@ -235,6 +237,19 @@ DatasetSplits load_dataset(const DataOptions& options) {
   keep_first(raw.train, options.max_train_samples);
   keep_first(raw.test, options.max_test_samples);
   if (raw.train.labels.size(0) == 0) throw Error(source + ": the training split is empty");
+  // An empty test split would record accuracy 0 as a result.
+  if (raw.test.labels.size(0) == 0) throw Error(source + ": the test split is empty; splitpipe measures every epoch on it");
+  const auto train_shape = raw.train.images.sizes().slice(1).vec(), test_shape = raw.test.images.sizes().slice(1).vec();
+  if (train_shape != test_shape)
+    throw FormatError(source + ": training samples are " + join_shape(train_shape) + " but test samples are " +
+                      join_shape(test_shape) + "; both splits must have the same sample shape");
+  // The confusion matrix alone is classes^2 numbers per epoch: a stray large label would ask
+  // for gigabytes.
+  if (raw.num_classes > kMaxClasses)
+    throw FormatError(source + ": the labels go up to " + std::to_string(raw.num_classes - 1) + ", which means " +
+                      std::to_string(raw.num_classes) + " classes; splitpipe accepts at most " +
+                      std::to_string(kMaxClasses) + " (labels 0 to " + std::to_string(kMaxClasses - 1) +
+                      "): number the classes 0..C-1");
   raw.train.images = to_float(raw.train.images);
   raw.test.images = to_float(raw.test.images);
   normalise_with_train_stats(raw.train.images, raw.test.images);

@@ -4,8 +4,11 @@
 
 #include <ATen/ATen.h>
 #include <H5Cpp.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <optional>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "splitpipe/error.hpp"
+#include "splitpipe/file_io.hpp"
 
 namespace splitpipe {
 namespace {
@@ -176,13 +180,28 @@ void check_column_name(const std::string& group, const std::string& column) {
 }  // namespace
 
 struct RunFile::Impl {
-  Impl(std::string file_path, H5::H5File h5) : path(std::move(file_path)), file(std::move(h5)) {}
+  Impl(std::string target_path, std::string written_path, H5::H5File h5, RunFileLock writer_lock)
+      : path(std::move(target_path)),
+        writing(std::move(written_path)),
+        file(std::make_unique<H5::H5File>(std::move(h5))),
+        lock(std::move(writer_lock)) {}
   // Closing can fail (e.g. disk full on the final flush); a destructor must not throw, and
-  // everything appended before was already flushed.
+  // everything appended before was already flushed. A file dropped without finish() (the run
+  // ended by an error thrown past it) keeps status "running" and is published like a failure.
   ~Impl() {
+    if (open) close();
+    settle(/*failed=*/true);
+  }
+
+  // Closes once. A close that fails (a full disk on the final flush) has already torn down
+  // part of HDF5's state, and closing again (H5File's destructor does) crashes inside HDF5: so
+  // the handle is then dropped without its destructor, a deliberate leak at the end of a run.
+  void close() noexcept {
+    open = false;
     try {
-      file.close();
+      file->close();
     } catch (const H5::Exception&) {
+      static_cast<void>(file.release());
     }
   }
 
@@ -193,11 +212,42 @@ struct RunFile::Impl {
     return *impl;
   }
 
-  H5::Group root() const { return file.openGroup("/"); }
-  void flush() const { file.flush(H5F_SCOPE_GLOBAL); }
+  H5::Group root() const { return file->openGroup("/"); }
+  void flush() const { file->flush(H5F_SCOPE_GLOBAL); }
+  bool pending() const { return writing != path; }
 
-  std::string path;
-  H5::H5File file;
+  // Moves the temporary file to the target name, unless another run has taken the target
+  // since this one started.
+  void publish() {
+    if (!pending()) return;
+    if (replaces_existing && RunFileLock::held_elsewhere(path))
+      throw Error("run file '" + path + "' is in use: another splitpipe run started writing it after this one; "
+                  "this run's results are in '" + writing + "'");
+    if (std::rename(writing.c_str(), path.c_str()) != 0)
+      throw Error("cannot rename '" + writing + "' to run file '" + path + "': " + os_reason(errno));
+    writing = path;
+  }
+
+  // After the file is closed: a never-published file is published, or removed if it was to
+  // replace an older file and the run failed. Never throws.
+  void settle(bool failed) noexcept {
+    if (!pending()) return;
+    if (failed && replaces_existing) {
+      std::remove(writing.c_str());
+      writing = path;
+      return;
+    }
+    try {
+      publish();
+    } catch (const Error&) {  // leaves the temporary file, which the error message named
+    }
+  }
+
+  std::string path;     // the target: what the user asked for
+  std::string writing;  // where the data is now: a temporary name until published
+  std::unique_ptr<H5::H5File> file;
+  RunFileLock lock;
+  bool replaces_existing = false;
   bool open = true;
 };
 
@@ -206,13 +256,32 @@ RunFile::RunFile(RunFile&&) noexcept = default;
 RunFile& RunFile::operator=(RunFile&&) noexcept = default;
 RunFile::~RunFile() = default;
 
+namespace {
+
+// A run's id: enough to tell two runs apart, even ones started the same second on one host.
+std::string new_run_id() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "-" + std::to_string(getpid()) + "-" + iso_timestamp_now() + "-" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007);
+}
+
+}  // namespace
+
 RunFile RunFile::create(const std::string& path, bool overwrite) {
   // Checked before creating directories or opening anything, so a refused run leaves no trace.
   std::error_code ec;
-  if (!overwrite && fs::exists(path, ec)) {
+  if (fs::is_directory(path, ec))
+    throw Error("cannot create run file '" + path + "': it is a directory; name a file in it, e.g. --output '" +
+                (fs::path(path) / "run.h5").string() + "'");
+  const bool exists = fs::exists(path, ec);
+  if (exists && !overwrite) {
     throw Error("run file '" + path +
                 "' already exists; pass --overwrite to replace it or choose another --output");
   }
+  if (exists && RunFileLock::held_elsewhere(path))
+    throw Error("run file '" + path + "' is in use: another splitpipe run is still writing it; --overwrite "
+                "cannot replace it until that run ends; choose another --output");
   const fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) {
     fs::create_directories(parent, ec);
@@ -221,12 +290,40 @@ RunFile RunFile::create(const std::string& path, bool overwrite) {
                   "': " + ec.message());
     }
   }
-  RunFile run(guarded(path, "create the file", [&] {
-    return std::make_unique<Impl>(path, H5::H5File(path, overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL));
-  }));
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  const std::string temporary = (parent / ("." + fs::path(path).filename().string() + "." + host + "-" +
+                                           std::to_string(getpid()) + ".partial"))
+                                    .string();
+  // Created here rather than by HDF5, whose error never says why (permission, full disk).
+  const int fd = ::open(temporary.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw Error("cannot create run file '" + path + "' (as '" + temporary + "' until its first epoch): " +
+                os_reason(errno));
+  ::close(fd);
+  // Checked once the file could be created: a directory we may not write reports that first.
+  const int64_t free = free_bytes(temporary);
+  if (free >= 0 && free < kMinFreeBytes) {
+    std::remove(temporary.c_str());
+    throw Error("cannot create run file '" + path + "': No space left on device (" + std::to_string(free / 1024) +
+                " KiB free; splitpipe needs at least " + std::to_string(kMinFreeBytes >> 20) + " MiB)");
+  }
+  std::unique_ptr<Impl> impl;
+  try {
+    RunFileLock lock(temporary);
+    impl = guarded(path, "create the file", [&] {
+      return std::make_unique<Impl>(path, temporary, H5::H5File(temporary, H5F_ACC_TRUNC), std::move(lock));
+    });
+  } catch (...) {
+    std::remove(temporary.c_str());
+    throw;
+  }
+  impl->replaces_existing = exists;
+  RunFile run(std::move(impl));
   run.set_attribute("format_version", static_cast<int64_t>(kRunFileFormatVersion));
   run.set_attribute("status", std::string("running"));
   run.set_attribute("start_time", iso_timestamp_now());
+  run.set_attribute("run_id", new_run_id());
   return run;
 }
 
@@ -235,9 +332,10 @@ RunFile RunFile::open_existing(const std::string& path) {
   if (!fs::is_regular_file(path, ec)) {
     throw Error("run file '" + path + "' does not exist, so there is nothing to resume");
   }
+  RunFileLock lock(path);
   return guarded(path, "open the file for appending", [&] {
     if (!H5::H5File::isHdf5(path)) throw Error("run file '" + path + "' is not an HDF5 file");
-    RunFile run(std::make_unique<Impl>(path, H5::H5File(path, H5F_ACC_RDWR)));
+    RunFile run(std::make_unique<Impl>(path, path, H5::H5File(path, H5F_ACC_RDWR), std::move(lock)));
     const H5::Group root = run.impl_->root();
     if (!root.attrExists("format_version")) {
       throw Error("'" + path + "' is not a splitpipe run file (no format_version attribute)");
@@ -439,15 +537,44 @@ void RunFile::truncate(const std::string& name, int64_t rows) {
   });
 }
 
+std::string RunFile::run_id() const {
+  const Impl& self = Impl::live(impl_);
+  const bool has = guarded(self.path, "read attribute 'run_id'", [&] { return self.root().attrExists("run_id"); });
+  return has ? string_attribute("run_id") : std::string();
+}
+
+void RunFile::commit() {
+  Impl& self = Impl::live(impl_);
+  self.publish();
+}
+
 void RunFile::finish(const std::string& status) {
   Impl& self = Impl::live(impl_);
-  set_attribute("status", status);
-  set_attribute("end_time", iso_timestamp_now());
-  guarded(self.path, "close the file", [&] {
-    self.flush();
-    self.file.close();
-  });
-  self.open = false;
+  // However the last writes go (a full disk), the file is closed and settled exactly once.
+  std::optional<Error> failure;
+  try {
+    set_attribute("status", status);
+    set_attribute("end_time", iso_timestamp_now());
+    guarded(self.path, "flush the file", [&] { self.flush(); });
+  } catch (const Error& e) {
+    failure = e;
+  }
+  self.close();
+  self.settle(status.rfind("failed", 0) == 0 || failure.has_value());
+  self.lock = RunFileLock();  // another run may take the file over now
+  if (failure) throw *failure;
+}
+
+void RunFile::require_free_space() const {
+  const Impl& self = Impl::live(impl_);
+  const std::string directory = fs::path(self.writing).parent_path().empty()
+                                    ? std::string(".")
+                                    : fs::path(self.writing).parent_path().string();
+  const int64_t free = free_bytes(directory);
+  if (free >= 0 && free < kMinFreeBytes)
+    throw Error("run file '" + self.path + "': No space left on device (" + std::to_string(free / 1024) +
+                " KiB free in '" + directory + "'; splitpipe stops while " + std::to_string(kMinFreeBytes >> 20) +
+                " MiB are left, so every table keeps the same rows and the status can still be written)");
 }
 
 std::string iso_timestamp_now() {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include "splitpipe/control_plane.hpp"
 #include "splitpipe/error.hpp"
 
 namespace splitpipe {
@@ -23,12 +24,13 @@ std::string direction(const ChannelEnds& ends) { return ends.gradient ? "gradien
 // The polling backs off like the transports' own waits: a short spin, then yields, then short
 // sleeps, so a long wait (a slow server, a message held back by an emulated link, which the
 // link's own wait would sleep through) does not take the core the other ranks need.
-void wait_patiently(Transport& transport, Transport::Ticket ticket, double patience) {
+void wait_patiently(Transport& transport, Transport::Ticket ticket, double patience, int peer) {
   if (patience > 0) {
     const auto start = Clock::now();
     for (long polls = 0; !transport.test(ticket) && seconds_since(start) < patience; ++polls) {
       if (polls > 64) std::this_thread::yield();
       if (polls > 4096) std::this_thread::sleep_for(std::chrono::microseconds(100));
+      if ((polls & 1023) == 0) check_failure_notices([peer] { return "a message from rank " + std::to_string(peer); });
     }
   }
   transport.wait(ticket);
@@ -69,7 +71,7 @@ void OutboundChannel::send(int microbatch, const at::Tensor& x, RankCounters& co
 void OutboundChannel::complete(RankCounters& counters) {
   const auto start = Clock::now();
   try {
-    for (auto ticket : pending_) wait_patiently(transport_, ticket, ends_.patience_seconds);
+    for (auto ticket : pending_) wait_patiently(transport_, ticket, ends_.patience_seconds, ends_.peer);
   } catch (const Error& e) {
     pending_.clear();
     throw Error("sending the " + direction(ends_) + "s of boundary " + std::to_string(ends_.boundary) + ": " + e.what());
@@ -104,7 +106,7 @@ at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
     throw std::logic_error("receive of micro-batch " + std::to_string(microbatch) + " was never posted");
   auto start = Clock::now();
   try {
-    wait_patiently(transport_, tickets_[microbatch], ends_.patience_seconds);
+    wait_patiently(transport_, tickets_[microbatch], ends_.patience_seconds, ends_.peer);
   } catch (const Error& e) {
     tickets_[microbatch] = -1;
     throw Error("waiting for the " + direction(ends_) + " of boundary " + std::to_string(ends_.boundary) +

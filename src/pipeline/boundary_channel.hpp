@@ -26,8 +26,9 @@ struct ChannelEnds {
   double patience_seconds = 0;
 };
 
-// Polls `ticket` for `patience` seconds, then waits for it with the transport's timeout.
-void wait_patiently(Transport& transport, Transport::Ticket ticket, double patience);
+// Polls `ticket` (a message to or from `peer`) for `patience` seconds, then waits for it with
+// the transport's timeout.
+void wait_patiently(Transport& transport, Transport::Ticket ticket, double patience, int peer);
 
 class OutboundChannel {
  public:

@@ -7,7 +7,7 @@
 namespace splitpipe {
 namespace {
 
-int64_t batches(int64_t samples, int64_t batch_size) { return (samples + batch_size - 1) / batch_size; }
+int64_t batches(int64_t samples, int64_t batch_size) { return samples / batch_size + (samples % batch_size != 0); }
 
 }  // namespace
 
@@ -30,11 +30,18 @@ ClientStrategy::ClientStrategy(const std::string& mode, const std::vector<int64_
   } else {
     throw std::logic_error("ClientStrategy: unknown mode " + mode_);
   }
+  const int64_t largest = shard_sizes_.empty() ? 0 : *std::max_element(shard_sizes_.begin(), shard_sizes_.end());
+  if (batch_size_ > largest && largest > 0)
+    throw UsageError("--batch-size " + std::to_string(batch_size_) + " is larger than the training data (" +
+                     std::to_string(largest) + " samples" + (shard_sizes_.size() > 1 ? " in the largest shard" : "") +
+                     "); use at most that");
   if (steps_ < 1)
     throw UsageError("--batch-size " + std::to_string(batch_size_) + ": " +
                      (mode_ == "parallel" ? "a client's shard holds less than one full batch"
-                                          : "the training set is empty") +
-                     "; use a smaller --batch-size or more training samples");
+                                          : "the training set does not hold one full batch") +
+                     " (smallest shard: " +
+                     std::to_string(*std::min_element(shard_sizes_.begin(), shard_sizes_.end())) +
+                     " samples); use a smaller --batch-size or more training samples");
 }
 
 StepSpec ClientStrategy::step(int64_t index) const {

@@ -14,7 +14,10 @@
 #include <tuple>
 
 #include "splitpipe/checkpoint.hpp"
+#include "splitpipe/control_plane.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/fault.hpp"
+#include "splitpipe/file_io.hpp"
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/link.hpp"
 #include "splitpipe/run.hpp"
@@ -25,6 +28,9 @@ namespace splitpipe {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The longest a rank waits for the others to load data and build the model.
+constexpr double kSetupTimeoutSeconds = 3600;
 
 double peak_rss_bytes() {
   rusage usage{};
@@ -77,8 +83,22 @@ std::optional<DatasetSplits> load_on_clients(const RunConfig& config, const Cont
   return data;
 }
 
-// The run file is opened by rank 0; a refusal (file exists) stops every rank. A resumed run
-// reopens the file its checkpoint names and drops rows written after the checkpoint.
+// Keeps the first `rows` rows of every per-epoch table, so all of them always agree.
+void keep_rows(RunFile& file, int64_t rows, int ranks, int clients) {
+  file.truncate("epochs", rows);
+  file.truncate("confusion", rows);
+  for (int r = 0; r < ranks; ++r) file.truncate("ranks/rank" + std::to_string(r), rows);
+  for (int c = 0; c < clients; ++c) file.truncate("clients/" + std::to_string(c), rows);
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
+}
+
+// The run file is opened by rank 0; a refusal (file exists, in use) stops every rank. A resumed
+// run reopens the file its checkpoint names, if it is still that run's, and drops rows written
+// after the checkpoint.
 std::optional<RunFile> open_run_file(const RunConfig& config, const ControlPlane& world, std::string& path,
                                      const std::optional<CheckpointPosition>& resumed) {
   std::optional<RunFile> file;
@@ -86,19 +106,27 @@ std::optional<RunFile> open_run_file(const RunConfig& config, const ControlPlane
   if (world.rank() == 0) {
     try {
       if (resumed) {
-        path = config.output.empty() ? resumed->run_file : config.output;
+        path = resumed->run_file;
+        if (!config.output.empty() && !same_file(config.output, path))
+          throw Error("--output '" + config.output + "': the checkpoint belongs to the run writing '" + path +
+                      "', and a resumed run keeps appending there; drop --output or pass --output '" + path + "'");
         file = RunFile::open_existing(path);
-        file->truncate("epochs", resumed->rows);
-        file->truncate("confusion", resumed->rows);
-        for (int r = 0; r < world.size(); ++r) file->truncate("ranks/rank" + std::to_string(r), resumed->rows);
-        for (int c = 0; c < config.edge_ranks; ++c) file->truncate("clients/" + std::to_string(c), resumed->rows);
+        if (!resumed->run_id.empty() && file->run_id() != resumed->run_id)
+          throw Error("run file '" + path + "' is not the one this checkpoint belongs to (its run_id is '" +
+                      file->run_id() + "', the checkpoint's '" + resumed->run_id +
+                      "'): another run replaced it. Restore that file, or start over without --resume");
+        if (file->rows("epochs") < resumed->rows)
+          throw Error("run file '" + path + "' has " + std::to_string(file->rows("epochs")) +
+                      " epoch rows but the checkpoint was taken after " + std::to_string(resumed->rows) +
+                      "; the file lost rows, so resuming would leave a gap");
+        keep_rows(*file, resumed->rows, world.size(), config.edge_ranks);
         file->set_attribute("status", std::string("running"));
       } else {
         path = config.output.empty() ? default_output(config) : config.output;
         file = RunFile::create(path, config.overwrite);
       }
-    } catch (const Error& e) {
-      error = e.what();
+    } catch (const std::exception& e) {
+      error = one_line(e);
     }
   }
   world.agree_on(error);
@@ -106,9 +134,9 @@ std::optional<RunFile> open_run_file(const RunConfig& config, const ControlPlane
 }
 
 // A fresh run never mixes its checkpoints with an older run's: refused unless --overwrite,
-// which removes the old ones first.
-void prepare_checkpoint_dir(const RunConfig& config, const ControlPlane& world) {
-  if (config.checkpoint_dir.empty() || config.resume) return;
+// which removes the old ones first. The directory must be writable before any training.
+void prepare_checkpoint_dir(const RunConfig& config, const ControlPlane& world, bool fresh) {
+  if (config.checkpoint_dir.empty()) return;
   std::optional<std::string> error;
   if (world.rank() == 0) {
     namespace fs = std::filesystem;
@@ -116,11 +144,23 @@ void prepare_checkpoint_dir(const RunConfig& config, const ControlPlane& world) 
     std::vector<fs::path> old;
     for (const auto& entry : fs::directory_iterator(config.checkpoint_dir, ec))
       if (entry.is_directory() && entry.path().filename().string().rfind("epoch-", 0) == 0) old.push_back(entry.path());
-    if (!old.empty() && !config.overwrite)
+    if (fresh && !old.empty() && !config.overwrite)
       error = "--checkpoint-dir '" + config.checkpoint_dir + "' already holds " + std::to_string(old.size()) +
               " checkpoint(s): add --resume to continue that run, or --overwrite to delete them and start over";
-    else
+    else if (fresh)
       for (const auto& dir : old) fs::remove_all(dir, ec);
+    if (!error) {
+      try {
+        fs::create_directories(config.checkpoint_dir, ec);
+        if (ec) throw Error("cannot create it: " + ec.message());
+        const std::string probe = (fs::path(config.checkpoint_dir) / ".write-test").string();
+        write_file_atomically(probe, "splitpipe\n", "a test file");
+        fs::remove(probe, ec);
+      } catch (const Error& e) {
+        error = "--checkpoint-dir '" + config.checkpoint_dir + "' is not writable (" + e.what() +
+                "); choose another directory";
+      }
+    }
   }
   world.agree_on(error, 2);
 }
@@ -311,6 +351,31 @@ void print_setup(const RunConfig& config, Trainer& trainer, const std::string& p
             << path << std::endl;  // job scripts wait for this line
 }
 
+// "epochs = 2 vs epochs = 3": the first line where two resolved configurations differ.
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream left(a), right(b);
+  std::string x, y;
+  while (true) {
+    const bool more_left = static_cast<bool>(std::getline(left, x)), more_right = static_cast<bool>(std::getline(right, y));
+    if (!more_left && !more_right) return "?";
+    if (!more_left || !more_right || x != y) return "'" + x + "' vs '" + y + "'";
+  }
+}
+
+// "failed: rank R: <one line>" (or "interrupted: ..."), whichever rank failed. Writing it may
+// fail too (a full disk): the original error is the one to report.
+void record_end(RunFile& file, const std::exception& error, int ranks) {
+  const bool interrupted = dynamic_cast<const InterruptedError*>(&error) != nullptr;
+  std::string reason = one_line(error);
+  if (ranks > 1 && !interrupted && reason.rfind("rank ", 0) != 0) reason = "rank 0: " + reason;
+  try {
+    file.finish((interrupted ? "interrupted: " : "failed: ") + reason);
+  } catch (const Error& e) {
+    std::cerr << "splitpipe: warning: could not record the run's end in '" << file.path() << "': " << e.what()
+              << std::endl;
+  }
+}
+
 }  // namespace
 
 void run(const RunConfig& config, ControlPlane& world) {
@@ -322,6 +387,16 @@ void run(const RunConfig& config, ControlPlane& world) {
   if (config.expect_ranks > 0 && config.expect_ranks != world.size())
     problem = "this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
               std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks);
+  if (!problem && !config.fault_inject.empty() && parse_fault_spec(config.fault_inject).rank >= world.size())
+    problem = "--fault-inject: rank " + std::to_string(parse_fault_spec(config.fault_inject).rank) +
+              " does not exist in a run of " + std::to_string(world.size()) + " rank(s)";
+  if (!problem) {  // mpirun A : B may start ranks with different options; they would deadlock
+    const auto configs = world.gather_strings(config.to_ini());
+    for (size_t r = 1; r < configs.size() && !problem; ++r)
+      if (configs[r] != configs[0])
+        problem = "rank " + std::to_string(r) + " was started with other options than rank 0 (" +
+                  first_difference(configs[0], configs[r]) + "); every rank must get the same options";
+  }
   world.agree_on(problem, 2);
   // Before the data loads: an existing result is refused at once, not after minutes of setup.
   const bool writes_output = !config.dry_run && !config.print_schedule && !config.resume;
@@ -333,9 +408,15 @@ void run(const RunConfig& config, ControlPlane& world) {
   const bool root = world.rank() == 0;
   const int E = config.edge_ranks;
 
+  // Loading and profiling is local work that may take long on one rank (a big dataset on a
+  // slow file system): the others wait for it without tripping --comm-timeout, which is about
+  // communication. A rank that dies meanwhile still ends the job through mpirun.
+  world.set_timeout(config.comm_timeout > 0 ? std::max(config.comm_timeout, kSetupTimeoutSeconds) : 0);
   const auto data = load_on_clients(config, world);
   if (root) std::cout << "data: " << data->description << "\n";
-  Trainer trainer(config, world, data ? &*data : nullptr, block_seconds_for_split(config, world, data));
+  const auto block_seconds = block_seconds_for_split(config, world, data);
+  world.set_timeout(config.comm_timeout);  // before the Trainer's transports take it over
+  Trainer trainer(config, world, data ? &*data : nullptr, block_seconds);
   const PartitionPlan& plan = trainer.plan();
 
   if (config.dry_run || config.print_schedule) {
@@ -352,17 +433,35 @@ void run(const RunConfig& config, ControlPlane& world) {
     return;
   }
 
-  prepare_checkpoint_dir(config, world);
   std::optional<CheckpointPosition> resumed;
-  if (config.resume) resumed = load_checkpoint(config.checkpoint_dir, trainer, config.model, world);
+  if (config.resume) {
+    resumed = load_checkpoint(config, trainer, world);
+    if (!resumed && root)
+      std::cout << "no checkpoint in '" << config.checkpoint_dir << "' yet: starting the run (--resume)\n";
+  }
+  prepare_checkpoint_dir(config, world, !resumed);
   std::string path;
   auto file = open_run_file(config, world, path, resumed);
-  const auto hosts = world.gather_strings(hostname());
   const auto names = rank_row(trainer.executor().counters(), 0);
   std::vector<std::vector<double>> totals(world.size(), std::vector<double>(names.size(), 0.0));
   try {
+    const auto hosts = world.gather_strings(hostname());
+    // Checkpoints name the run file absolutely: a resume may start in another directory.
+    const std::string run_file = root ? std::filesystem::absolute(path).string() : std::string();
+    std::string run_id = file ? file->run_id() : std::string();
+    world.broadcast(run_id);
+    if (root)
+      on_sigterm_while_waiting([&file](const std::string& waiting_for) {
+        try {
+          file->set_attribute("status", "failed: rank 0: SIGTERM while waiting for " + waiting_for +
+                                            " (mpirun ends every rank this way when one dies; if this run was "
+                                            "stopped on purpose, it was killed before its checkpoint)");
+        } catch (const Error&) {  // the run goes on stopping; the status stays as it was
+        }
+      });
     if (root) {
       if (!resumed) write_static_metadata(*file, config, trainer, world, hosts);
+      file->require_free_space();
       print_setup(config, trainer, path, resumed);
     }
     const auto run_start = Clock::now();
@@ -397,13 +496,13 @@ void run(const RunConfig& config, ControlPlane& world) {
       }
       const PassStats train = trainer.train(epoch, first_step, -1, progress, before ? &*before : nullptr);
       if (train.interrupted) {
-        CheckpointPosition position{epoch, train.next_step, epoch, path, train.loss_sum, train.correct, train.seconds,
+        CheckpointPosition position{epoch,         train.next_step, epoch,          run_file,
+                                    run_id,        train.loss_sum,  train.correct,  train.seconds,
                                     train.active_seconds, train.samples, train.skipped_steps, train.confusion};
         const std::string where = config.checkpoint_dir.empty()
                                       ? std::string("no --checkpoint-dir, nothing saved")
-                                      : "checkpoint " + save_checkpoint(config.checkpoint_dir, position, trainer,
-                                                                        config.model, world);
-        throw InterruptedError("stopped by SIGUSR1/SIGTERM at epoch " + std::to_string(epoch + 1) + " step " +
+                                      : "checkpoint " + save_checkpoint(config, position, trainer, world);
+        throw InterruptedError("stopped by a signal (SIGUSR1, SIGTERM or Ctrl-C) at epoch " + std::to_string(epoch + 1) + " step " +
                                std::to_string(train.next_step) + "; " + where +
                                (config.checkpoint_dir.empty() ? "" : "; continue with --resume"));
       }
@@ -427,30 +526,42 @@ void run(const RunConfig& config, ControlPlane& world) {
         const double train_loss = samples > 0 ? loss_sum / samples : 0, train_acc = samples > 0 ? correct / samples : 0;
         const double samples_per_second = samples / std::max(train.seconds, 1e-9);
         const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
-        file->append_row("epochs", {{"epoch", epoch + 1.0},
-                                    {"lr", trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1)},
-                                    {"train_loss", train_loss},
-                                    {"train_acc", train_acc},
-                                    {"test_loss", test.loss},
-                                    {"test_acc", test.accuracy},
-                                    {"epoch_seconds", epoch_seconds},
-                                    {"train_seconds", train.seconds},
-                                    {"steps", static_cast<double>(trainer.steps_per_epoch())},
-                                    {"samples_per_second", samples_per_second},
-                                    {"skipped_steps", static_cast<double>(train.skipped_steps)},
-                                    {"edge_sync_seconds", sync_seconds},
-                                    {"edge_sync_bytes", sync_bytes},
-                                    {"peak_rss_bytes", peak_rss_bytes()}});
-        file->append_matrix("confusion", test.confusion);
-        for (int r = 0; r < world.size(); ++r) {
-          std::vector<std::pair<std::string, double>> rank_values;
-          for (size_t i = 0; i < names.size(); ++i) {
-            rank_values.emplace_back(names[i].first, gathered[r][i]);
-            totals[r][i] += gathered[r][i];
+        // An epoch's rows go into every table or into none (a full disk mid-way), so the tables
+        // always agree; the first complete epoch publishes a new file under its name.
+        file->require_free_space();
+        try {
+          file->append_row("epochs", {{"epoch", epoch + 1.0},
+                                      {"lr", trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1)},
+                                      {"train_loss", train_loss},
+                                      {"train_acc", train_acc},
+                                      {"test_loss", test.loss},
+                                      {"test_acc", test.accuracy},
+                                      {"epoch_seconds", epoch_seconds},
+                                      {"train_seconds", train.seconds},
+                                      {"steps", static_cast<double>(trainer.steps_per_epoch())},
+                                      {"samples_per_second", samples_per_second},
+                                      {"skipped_steps", static_cast<double>(train.skipped_steps)},
+                                      {"edge_sync_seconds", sync_seconds},
+                                      {"edge_sync_bytes", sync_bytes},
+                                      {"peak_rss_bytes", peak_rss_bytes()}});
+          file->append_matrix("confusion", test.confusion);
+          for (int r = 0; r < world.size(); ++r) {
+            std::vector<std::pair<std::string, double>> rank_values;
+            for (size_t i = 0; i < names.size(); ++i) {
+              rank_values.emplace_back(names[i].first, gathered[r][i]);
+              totals[r][i] += gathered[r][i];
+            }
+            file->append_row("ranks/rank" + std::to_string(r), rank_values);
           }
-          file->append_row("ranks/rank" + std::to_string(r), rank_values);
+          for (int c = 0; c < E; ++c) file->append_row("clients/" + std::to_string(c), client_rows[c]);
+        } catch (const Error&) {
+          try {
+            keep_rows(*file, epoch, world.size(), E);
+          } catch (const Error&) {  // the original error says what went wrong
+          }
+          throw;
         }
-        for (int c = 0; c < E; ++c) file->append_row("clients/" + std::to_string(c), client_rows[c]);
+        file->commit();
         const double eta = elapsed / (epoch + 1 - first_epoch) * (config.epochs - epoch - 1);
         std::cout << "epoch " << epoch + 1 << "/" << config.epochs << "  train loss " << fixed(train_loss, 4) << " acc "
                   << fixed(100 * train_acc, 2) << "%  test loss " << fixed(test.loss, 4) << " acc "
@@ -466,8 +577,9 @@ void run(const RunConfig& config, ControlPlane& world) {
         CheckpointPosition next_epoch;
         next_epoch.epoch = epoch + 1;
         next_epoch.rows = epoch + 1;
-        next_epoch.run_file = path;
-        save_checkpoint(config.checkpoint_dir, next_epoch, trainer, config.model, world);
+        next_epoch.run_file = run_file;
+        next_epoch.run_id = run_id;
+        save_checkpoint(config, next_epoch, trainer, world);
       }
     }
     // Equal digests on every rank mean bit-identical weights (resume tests compare them).
@@ -487,9 +599,11 @@ void run(const RunConfig& config, ControlPlane& world) {
       std::cout << "wrote " << path << std::endl;
     }
   } catch (const std::exception& e) {
-    if (file) file->finish(std::string(dynamic_cast<const InterruptedError*>(&e) ? "interrupted: " : "failed: ") + e.what());
+    on_sigterm_while_waiting(nullptr);
+    if (file) record_end(*file, e, world.size());
     throw;
   }
+  on_sigterm_while_waiting(nullptr);
 }
 
 }  // namespace splitpipe

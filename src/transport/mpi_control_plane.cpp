@@ -1,6 +1,7 @@
 // The control plane over an MPI communicator: every collective is posted non-blocking and
 // polled with the timeout, so a dead or hung rank becomes an error naming the collective.
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 
 #include "mpi_common.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/interrupt.hpp"
 #include "splitpipe/mpi_world.hpp"
 
 namespace splitpipe {
@@ -17,6 +19,10 @@ namespace {
 constexpr int kBytesTag = 1;
 // Failure notices (announce_failure).
 constexpr int kNoticeTag = 2;
+// The failing rank's message, sent to rank 0 after its notice.
+constexpr int kNoticeTextTag = 3;
+// The control plane whose failure notices check_failure_notices() turns into PeerFailure.
+MpiControlPlane* watched_plane = nullptr;
 // How long a failing rank listens for an earlier or lower-ranked notice before it reports.
 constexpr double kNoticeWindowSeconds = 0.5;
 
@@ -29,6 +35,7 @@ MpiControlPlane::MpiControlPlane(MPI_Comm comm, bool owns_comm) : comm_(comm), o
 }
 
 MpiControlPlane::~MpiControlPlane() {
+  if (watched_plane == this) watched_plane = nullptr;
   if (notice_ != MPI_REQUEST_NULL) {
     MPI_Cancel(&notice_);
     MPI_Request_free(&notice_);
@@ -37,22 +44,79 @@ MpiControlPlane::~MpiControlPlane() {
   if (owns_comm_) MPI_Comm_free(&comm_);
 }
 
-bool MpiControlPlane::announce_failure() {
-  if (size_ == 1 || notice_ == MPI_REQUEST_NULL) return true;
-  auto noticed = [this] {
-    int arrived = 0;
-    MPI_Test(&notice_, &arrived, MPI_STATUS_IGNORE);
-    return arrived != 0;
-  };
-  if (noticed()) return false;  // another rank failed first and reports it
-  announced_.resize(static_cast<size_t>(size_), MPI_REQUEST_NULL);
+namespace {
+std::function<void(const std::string&)>& sigterm_hook() {
+  static std::function<void(const std::string&)> hook;
+  return hook;
+}
+// How long rank 0 waits for the text that follows a notice; the sender posts both at once.
+constexpr double kNoticeTextSeconds = 2.0;
+}  // namespace
+
+bool MpiControlPlane::notice_arrived() {
+  if (noticed_) return true;
+  if (notice_ == MPI_REQUEST_NULL) return false;
+  int arrived = 0;
+  MPI_Test(&notice_, &arrived, MPI_STATUS_IGNORE);
+  noticed_ = arrived != 0;
+  return noticed_;
+}
+
+std::string MpiControlPlane::notice_text() {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - start).count() < kNoticeTextSeconds) {
+    int present = 0;
+    MPI_Status status;
+    MPI_Iprobe(notice_from_, kNoticeTextTag, comm_, &present, &status);
+    if (present) {
+      int count = 0;
+      MPI_Get_count(&status, MPI_CHAR, &count);
+      std::string text(static_cast<size_t>(std::max(count, 0)), '\0');
+      MPI_Recv(text.data(), count, MPI_CHAR, notice_from_, kNoticeTextTag, comm_, MPI_STATUS_IGNORE);
+      return text;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return "failed (its message did not arrive)";
+}
+
+void MpiControlPlane::watch_failure_notices() { watched_plane = this; }
+
+void on_sigterm_while_waiting(std::function<void(const std::string&)> hook) {
+  sigterm_hook() = std::move(hook);
+}
+
+void check_failure_notices(const std::function<std::string()>& waiting_for) {
+  if (sigterm_hook() && (interrupt_signal() == SIGTERM || interrupt_signal() == SIGINT)) {
+    const auto hook = std::move(sigterm_hook());
+    sigterm_hook() = nullptr;  // once
+    hook(waiting_for ? waiting_for() : std::string("another rank"));
+  }
+  MpiControlPlane* plane = watched_plane;
+  if (!plane || !plane->notice_arrived()) return;
+  watched_plane = nullptr;  // once: the waits that follow (recording the failure) must not throw again
+  throw PeerFailure("rank " + std::to_string(plane->notice_from_) + ": " + plane->notice_text());
+}
+
+bool MpiControlPlane::announce_failure(const std::string& message) {
+  if (size_ == 1) return true;
+  if (notice_arrived()) return false;  // another rank failed first and reports it
+  if (watched_plane == this) watched_plane = nullptr;
+  announced_.resize(static_cast<size_t>(size_) + 1, MPI_REQUEST_NULL);
   for (int r = 0; r < size_; ++r)
     if (r != rank_) MPI_Isend(&rank_, 1, MPI_INT, r, kNoticeTag, comm_, &announced_[r]);
+  if (rank_ != 0) {  // rank 0 records why in the run file
+    announced_text_ = message.substr(0, 4096);
+    MPI_Isend(announced_text_.data(), static_cast<int>(announced_text_.size()), MPI_CHAR, 0, kNoticeTextTag, comm_,
+              &announced_[static_cast<size_t>(size_)]);
+  }
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   while (std::chrono::duration<double>(Clock::now() - start).count() < kNoticeWindowSeconds) {
-    if (noticed()) {
+    if (notice_arrived()) {
       if (notice_from_ < rank_) return false;  // announced at the same time, by a lower rank
+      noticed_ = false;
       MPI_Irecv(&notice_from_, 1, MPI_INT, MPI_ANY_SOURCE, kNoticeTag, comm_, &notice_);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

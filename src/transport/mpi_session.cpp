@@ -1,6 +1,7 @@
 // MPI's lifetime, the launcher's node-local rank, and the polling every MPI wait goes through.
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -24,6 +25,12 @@ int mpi_count(size_t bytes, const std::string& what) {
   return static_cast<int>(bytes);
 }
 
+std::string format_seconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g s", seconds);
+  return text;
+}
+
 void complete_request(MPI_Request& request, MPI_Status* status, double timeout_seconds,
                       const std::function<std::string()>& what) {
   using Clock = std::chrono::steady_clock;
@@ -37,10 +44,11 @@ void complete_request(MPI_Request& request, MPI_Status* status, double timeout_s
     if (polls > 64) std::this_thread::yield();
     // A long wait (a client waiting through another client's turn) should not burn a core.
     if (polls > 100000) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    if (timeout_seconds > 0 && (polls & 1023) == 0 &&
-        std::chrono::duration<double>(Clock::now() - start).count() > timeout_seconds)
-      throw Error("no progress for " + std::to_string(static_cast<int>(timeout_seconds)) + " s (--comm-timeout) in " +
-                  what() + "; that rank has probably died or hung");
+    if ((polls & 1023) != 0) continue;
+    check_failure_notices(what);
+    if (timeout_seconds > 0 && std::chrono::duration<double>(Clock::now() - start).count() > timeout_seconds)
+      throw Error("no progress for " + format_seconds(timeout_seconds) + " (--comm-timeout) in " + what() +
+                  "; that rank has probably died or hung");
   }
 }
 

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "backends.hpp"
+#include "mpi_common.hpp"  // format_seconds
 #include "splitpipe/error.hpp"
 #include "splitpipe/mpi_world.hpp"  // node_local_rank()
 #include "splitpipe/ticket_pool.hpp"
@@ -317,11 +318,12 @@ void NcclTransport::wait(Ticket ticket) {
     // Yield after a short spin: with more ranks than cores the peer we wait for needs the CPU.
     if (polls > 64) std::this_thread::yield();
     if ((polls & 1023) != 0) continue;
+    check_failure_notices([&] { return link.describe(); });
     ncclResult_t async = ncclSuccess;
     check_nccl(ncclCommGetAsyncError(link.comm.get(), &async), link, "ncclCommGetAsyncError");
     if (async != ncclSuccess && async != ncclInProgress) give_up(link, link.describe() + ": " + nccl_text(async));
     if (timeout_ > 0 && std::chrono::duration<double>(Clock::now() - start).count() > timeout_)
-      give_up(link, "no progress for " + std::to_string(static_cast<int>(timeout_)) + " s (--comm-timeout) in " +
+      give_up(link, "no progress for " + format_seconds(timeout_) + " (--comm-timeout) in " +
                         link.describe() + "; that rank has probably died or hung");
   }
   slots_.give_back(ticket);

@@ -49,6 +49,30 @@ mkdir -p "$config_dir"
 printf '[train]\nepochs = 2\nepohcs = 3\n' >"$config_dir/unknown_key.ini"
 printf '[train]\nepochs = two\n' >"$config_dir/ill_typed.ini"
 
+# Data a user might bring that cannot train honestly (issue: impossible numbers, refused at load).
+shapes_dir=$work/shapes-differ   # training images 28x28, test images 32x32
+mkdir -p "$shapes_dir"
+write_idx "$shapes_dir/train-images-idx3-ubyte.gz" 3 20 28 28
+write_idx "$shapes_dir/train-labels-idx1-ubyte.gz" 1 20
+write_idx "$shapes_dir/t10k-images-idx3-ubyte.gz" 3 20 32 32
+write_idx "$shapes_dir/t10k-labels-idx1-ubyte.gz" 1 20
+empty_test_dir=$work/empty-test  # a test split of 0 images
+mkdir -p "$empty_test_dir"
+write_idx "$empty_test_dir/train-images-idx3-ubyte.gz" 3 20 28 28
+write_idx "$empty_test_dir/train-labels-idx1-ubyte.gz" 1 20
+write_idx "$empty_test_dir/t10k-images-idx3-ubyte.gz" 3 0 28 28
+write_idx "$empty_test_dir/t10k-labels-idx1-ubyte.gz" 1 0
+big_label_dir=$work/csv-big-label  # one label of 100000 would mean a 100001^2 confusion matrix
+mkdir -p "$big_label_dir"
+printf '0.5,1.5,0\n1.0,2.0,100000\n' >"$big_label_dir/train.csv"
+printf '0.5,1.5,1\n' >"$big_label_dir/test.csv"
+nan_row_dir=$work/csv-nan-first-row  # no header; the first row's nan must not pass as a header
+mkdir -p "$nan_row_dir"
+printf 'nan,1.5,0\n1.0,2.0,1\n' >"$nan_row_dir/train.csv"
+printf '0.5,1.5,1\n' >"$nan_row_dir/test.csv"
+printf '[trian]\nepochs = 2\n' >"$config_dir/unknown_section.ini"
+printf '[data]\ndata-dir = %s/a#b   # the comment goes, the # in the path stays\n' "$work" >"$config_dir/hash_in_value.ini"
+
 # The build always links LibTorch's CUDA backend; --*-device cuda must be refused wherever
 # no GPU is visible (every CI machine), by every rank with one message.
 ldd "$binary" 2>/dev/null | grep -q 'libtorch_cuda' || { echo "FAIL: $binary does not link libtorch_cuda"; exit 1; }
@@ -92,12 +116,32 @@ if ((gpus == 0)); then
   row "edge cuda without a GPU" 0 2 "--edge-device cuda: no GPU is visible" -- "${synthetic[@]}" --edge-device cuda
   row "server cuda without a GPU" 0 2 "--server-device cuda: no GPU is visible" -- "${synthetic[@]}" --server-device cuda
 fi
+row "config with unknown section" 0 2 "unknown section [trian]" -- --config "$config_dir/unknown_section.ini"
+row "link bandwidth 1e-300bit" 0 2 "--link" -- "${synthetic[@]}" --link bandwidth=1e-300bit
+row "link latency of a day" 0 2 "latency '86400s' is over 60 s" -- "${synthetic[@]}" --link bandwidth=1Mbit,latency=86400s
+row "lr 1e308 (overflows float)" 0 2 "--lr" -- "${synthetic[@]}" --lr 1e308
+row "comm-timeout 1e300" 0 2 "--comm-timeout" -- "${synthetic[@]}" --comm-timeout 1e300
+row "keep-checkpoints 0" 0 2 "--keep-checkpoints" -- "${synthetic[@]}" --keep-checkpoints 0
+row "fault-inject for rank 5 of 1" 0 2 "--fault-inject: rank 5 does not exist" -- "${synthetic[@]}" \
+  --fault-inject rank=5,step=0,mode=crash
+row "unwritable --checkpoint-dir" 0 2 "--checkpoint-dir '/proc/splitpipe-ck' is not writable" -- "${synthetic[@]}" \
+  --checkpoint-dir /proc/splitpipe-ck
+row "--checkpoint-dir is a file" 0 2 "--checkpoint-dir" -- "${synthetic[@]}" --checkpoint-dir /etc/hostname
 # Errors found while setting up the run (exit 1).
 row "missing dataset directory" 0 1 "/nonexistent" -- --data-dir /nonexistent
 row "truncated dataset file" 0 1 "train-images-idx3-ubyte.gz" -- --data-dir "$corrupt_dir"
 row "existing --output" 0 1 "already exists" SETUP=existing-output -- "${synthetic[@]}"
 row "--output is a directory" 0 1 "out.h5" SETUP=output-is-dir -- "${synthetic[@]}" --overwrite
 
+row "batch size beyond int64 range" 0 2 "--batch-size" -- "${synthetic[@]}" --batch-size 9223372036854775808
+row "batch size larger than the data" 0 2 "--batch-size 9223372036854775807" -- "${synthetic[@]}" \
+  --batch-size 9223372036854775807
+row "train and test shapes differ" 0 1 "same sample shape" -- --dataset fashion-mnist --data-dir "$shapes_dir"
+row "empty test split" 0 1 "the test split is empty" -- --dataset fashion-mnist --data-dir "$empty_test_dir"
+row "CSV label 100000" 0 1 "100001 classes" -- --dataset csv --data-dir "$big_label_dir" --model mlp
+row "CSV first row has nan, no header" 0 1 "'nan' is not a finite number" -- --dataset csv --data-dir "$nan_row_dir" \
+  --model mlp
+row "config keeps '#' inside a value" 0 1 "$work/a#b" -- --config "$config_dir/hash_in_value.ini" --dataset csv
 # Under mpirun: every rank must stop, and only one error line may appear in total.
 # Each failure point of the setup (parsing, run checks, data on rank 0, partition plan, run
 # file on rank 0) with 2 and 3 ranks; variants of the same failure point only with 2.
@@ -120,6 +164,8 @@ if ((gpus == 0)); then
   row "nccl transport without a GPU, 2 clients" 3 2 "--transport nccl: no GPU" -- "${synthetic[@]}" --edge-ranks 2 \
     --batch-size 16 --client-mode parallel --transport nccl
 fi
+row "fault-inject for rank 2 of 2" 2 2 "--fault-inject: rank 2 does not exist" -- "${synthetic[@]}" \
+  --fault-inject rank=2,step=0,mode=crash
 row "wrong number of cut points" 3 2 "--server-split" -- "${synthetic[@]}" --server-split 2,3
 # lenet5 has 5 blocks; the edge keeps 1+1, leaving 3 middle blocks for 4 servers.
 row "4 servers for 3 middle blocks" 5 2 "middle blocks" -- "${synthetic[@]}" --edge-first 1 --edge-last 1

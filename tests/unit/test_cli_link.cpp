@@ -65,6 +65,9 @@ TEST(LinkSpec, ErrorsNameTheOptionAndTheBadPart) {
       {"bandwidth=fast", "bandwidth 'fast' does not start with a non-negative number"},
       {"bandwidth=-1Mbit", "does not start with a non-negative number"},
       {"bandwidth=0Mbit", "must be > 0"},
+      {"bandwidth=1e-300bit", "outside 1 bit/s to 10 Tbit/s"},  // would silently switch emulation off
+      {"bandwidth=50000Gbit", "outside 1 bit/s to 10 Tbit/s"},
+      {"bandwidth=1Mbit,latency=61s", "latency '61s' is over 60 s"},
       {"bandwidth=1Mbit,latency=5", "latency '5': needs a unit"},
       {"bandwidth=1Mbit,latency=5min", "unknown unit 'min'"},
       {"bandwidth=1Mbit,direction=sideways", "direction 'sideways'"},

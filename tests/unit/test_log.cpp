@@ -295,7 +295,10 @@ TEST_F(RunFileTest, KilledWriterLeavesEveryAppendedRowReadable) {
   ASSERT_NE(child, -1);
   if (child == 0) {
     RunFile run = RunFile::create(path_, false);
-    for (int epoch = 0; epoch < 3; ++epoch) run.append_row("epochs", {{"epoch", epoch}});
+    for (int epoch = 0; epoch < 3; ++epoch) {
+      run.append_row("epochs", {{"epoch", epoch}});
+      run.commit();  // as the driver does after each epoch's rows
+    }
     run.append_matrix("confusion", at::ones({2, 2}, at::kLong));
     raise(SIGKILL);
     _exit(0);
@@ -395,6 +398,91 @@ TEST_F(RunFileTest, MovesAndUseAfterFinish) {
 
 TEST(IsoTimestamp, HasDateTimeAndOffset) {
   EXPECT_TRUE(is_iso_timestamp(splitpipe::iso_timestamp_now())) << splitpipe::iso_timestamp_now();
+}
+
+}  // namespace
+
+namespace {
+
+// --- Never damage a file this run did not create ---------------------------------------------
+
+std::vector<std::string> partial_files(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename().string().find(".partial") != std::string::npos) names.push_back(entry.path().string());
+  return names;
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST_F(RunFileTest, NewFileAppearsUnderItsNameOnlyAtTheFirstCommit) {
+  RunFile run = RunFile::create(path_, false);
+  run.append_row("epochs", {{"epoch", 1}});
+  EXPECT_FALSE(fs::exists(path_));
+  ASSERT_EQ(partial_files(dir_).size(), 1u);
+  run.commit();
+  EXPECT_TRUE(fs::exists(path_));
+  EXPECT_TRUE(partial_files(dir_).empty());
+  run.finish("complete");
+  EXPECT_EQ(doubles(open_read(path_), "epochs/epoch"), (std::vector<double>{1}));
+}
+
+TEST_F(RunFileTest, FailedOverwriteBeforeItsFirstCommitLeavesTheOldFileAlone) {
+  std::ofstream(path_) << "an older result";
+  {
+    RunFile run = RunFile::create(path_, true);
+    run.append_row("epochs", {{"epoch", 1}});
+    run.finish("failed: rank 1: it broke");
+  }
+  EXPECT_EQ(file_text(path_), "an older result");
+  EXPECT_TRUE(partial_files(dir_).empty());
+  {
+    RunFile dropped = RunFile::create(path_, true);  // destroyed without finish(): also a failure
+  }
+  EXPECT_EQ(file_text(path_), "an older result");
+  EXPECT_TRUE(partial_files(dir_).empty());
+}
+
+TEST_F(RunFileTest, FailedRunWithoutAnOlderFileIsPublishedWithItsStatus) {
+  RunFile::create(path_, false).finish("failed: rank 0: no data");
+  EXPECT_EQ(string_attr(open_read(path_), "status"), "failed: rank 0: no data");
+  EXPECT_TRUE(partial_files(dir_).empty());
+}
+
+// Lock conflicts are between open file descriptions, so one process shows them too.
+TEST_F(RunFileTest, AFileBeingWrittenCanBeNeitherOverwrittenNorResumed) {
+  RunFile writer = RunFile::create(path_, false);
+  writer.append_row("epochs", {{"epoch", 1}});
+  writer.commit();
+  std::string message = error_message([&] { RunFile::create(path_, true); });
+  EXPECT_NE(message.find("in use"), std::string::npos) << message;
+  message = error_message([&] { RunFile::open_existing(path_); });
+  EXPECT_NE(message.find("in use"), std::string::npos) << message;
+  EXPECT_TRUE(partial_files(dir_).empty());
+  writer.append_row("epochs", {{"epoch", 2}});
+  writer.finish("complete");
+  EXPECT_EQ(doubles(open_read(path_), "epochs/epoch"), (std::vector<double>{1, 2}));
+  RunFile::open_existing(path_).finish("complete");  // free again once the writer is done
+}
+
+TEST_F(RunFileTest, EveryRunHasItsOwnRunId) {
+  std::string first, second;
+  {
+    RunFile run = RunFile::create(path_, false);
+    first = run.run_id();
+    run.finish("complete");
+  }
+  {
+    RunFile run = RunFile::create(path_, true);
+    second = run.run_id();
+    run.finish("complete");
+  }
+  EXPECT_FALSE(first.empty());
+  EXPECT_NE(first, second);
+  EXPECT_EQ(RunFile::open_existing(path_).run_id(), second);
 }
 
 }  // namespace
