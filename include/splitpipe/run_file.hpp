@@ -4,7 +4,8 @@
 // A new run file is written under a hidden temporary name beside its target and renamed over
 // it at the first commit() (the first complete epoch), so a run that fails before it never
 // damages a file it did not create. While a run writes, it holds a lock (RunFileLock): a
-// second run cannot replace or resume a file that is still being written.
+// second run cannot replace or resume a file that is still being written. HDF5's own file
+// locking is off for the writer, so h5py and h5dump can read a run while it goes on.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -43,6 +44,11 @@ class RunFile {
   // "ranks/1"), creating group and datasets on first use. Every row of a group must name the
   // same columns. Flushes.
   void append_row(const std::string& group, const std::vector<std::pair<std::string, double>>& row);
+  // Creates the empty (0-row) columns of a group that append_row will fill, so a file read
+  // before its first row has every dataset; existing columns are kept.
+  void create_table(const std::string& group, const std::vector<std::string>& columns);
+  // The same for an [n, rows, columns] series of matrices (append_matrix).
+  void create_matrix_series(const std::string& dataset, int64_t rows, int64_t columns);
   // Appends a [R, C] matrix (any numeric dtype, stored int64) as the next slice of an
   // extendible [n, R, C] dataset (e.g. "confusion"). Flushes.
   void append_matrix(const std::string& dataset, const at::Tensor& matrix);

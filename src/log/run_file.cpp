@@ -258,6 +258,16 @@ RunFile::~RunFile() = default;
 
 namespace {
 
+// HDF5 would hold an exclusive flock on the file for as long as the run writes, so h5py and
+// h5dump could not read a running run (errno 11) without HDF5_USE_FILE_LOCKING=FALSE. The
+// writer's own RunFileLock keeps other writers out instead, and every append is flushed, so a
+// reader between epochs sees a consistent file.
+H5::FileAccPropList without_hdf5_locking() {
+  H5::FileAccPropList access;
+  H5Pset_file_locking(access.getId(), false, true);
+  return access;
+}
+
 // A run's id: enough to tell two runs apart, even ones started the same second on one host.
 std::string new_run_id() {
   char host[256] = {0};
@@ -312,7 +322,10 @@ RunFile RunFile::create(const std::string& path, bool overwrite) {
   try {
     RunFileLock lock(temporary);
     impl = guarded(path, "create the file", [&] {
-      return std::make_unique<Impl>(path, temporary, H5::H5File(temporary, H5F_ACC_TRUNC), std::move(lock));
+      return std::make_unique<Impl>(path, temporary,
+                                    H5::H5File(temporary, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT,
+                                               without_hdf5_locking()),
+                                    std::move(lock));
     });
   } catch (...) {
     std::remove(temporary.c_str());
@@ -335,7 +348,9 @@ RunFile RunFile::open_existing(const std::string& path) {
   RunFileLock lock(path);
   return guarded(path, "open the file for appending", [&] {
     if (!H5::H5File::isHdf5(path)) throw Error("run file '" + path + "' is not an HDF5 file");
-    RunFile run(std::make_unique<Impl>(path, path, H5::H5File(path, H5F_ACC_RDWR), std::move(lock)));
+    RunFile run(std::make_unique<Impl>(
+        path, path, H5::H5File(path, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, without_hdf5_locking()),
+        std::move(lock)));
     const H5::Group root = run.impl_->root();
     if (!root.attrExists("format_version")) {
       throw Error("'" + path + "' is not a splitpipe run file (no format_version attribute)");
@@ -436,6 +451,29 @@ void RunFile::append_row(const std::string& group,
                                 : target.openDataSet(column);
       append_slice(dataset, H5::PredType::NATIVE_DOUBLE, &value);
     }
+    self.flush();
+  });
+}
+
+void RunFile::create_table(const std::string& group, const std::vector<std::string>& columns) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "create the columns of group '" + group + "'", [&] {
+    const H5::Group target = open_or_create_group(self.root(), group);
+    for (const auto& column : columns) {
+      check_column_name(group, column);
+      if (!target.nameExists(column)) create_extendible(target, column, H5::PredType::IEEE_F64LE, {});
+    }
+    self.flush();
+  });
+}
+
+void RunFile::create_matrix_series(const std::string& dataset, int64_t rows, int64_t columns) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "create dataset '" + dataset + "'", [&] {
+    auto [parent, leaf] = parent_and_leaf(self.root(), dataset);
+    if (!parent.nameExists(leaf))
+      create_extendible(parent, leaf, H5::PredType::STD_I64LE,
+                        {static_cast<hsize_t>(rows), static_cast<hsize_t>(columns)});
     self.flush();
   });
 }

@@ -223,6 +223,35 @@ std::string role_of(const PartitionPlan& plan, int rank) {
   return "?";
 }
 
+// One row of /epochs.
+struct EpochRow {
+  double epoch = 0, lr = 0, train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, epoch_seconds = 0,
+         train_seconds = 0, steps = 0, samples_per_second = 0, skipped_steps = 0, edge_sync_seconds = 0,
+         edge_sync_bytes = 0, peak_rss_bytes = 0;
+  std::vector<std::pair<std::string, double>> columns() const {
+    return {{"epoch", epoch},
+            {"lr", lr},
+            {"train_loss", train_loss},
+            {"train_acc", train_acc},
+            {"test_loss", test_loss},
+            {"test_acc", test_acc},
+            {"epoch_seconds", epoch_seconds},
+            {"train_seconds", train_seconds},
+            {"steps", steps},
+            {"samples_per_second", samples_per_second},
+            {"skipped_steps", skipped_steps},
+            {"edge_sync_seconds", edge_sync_seconds},
+            {"edge_sync_bytes", edge_sync_bytes},
+            {"peak_rss_bytes", peak_rss_bytes}};
+  }
+};
+
+std::vector<std::string> column_names(const std::vector<std::pair<std::string, double>>& row) {
+  std::vector<std::string> names;
+  for (const auto& column : row) names.push_back(column.first);
+  return names;
+}
+
 // Per-rank counters of one epoch, with the derived idle time and bubble fraction.
 std::vector<std::pair<std::string, double>> rank_row(const RankCounters& c, double epoch_seconds) {
   auto row = c.row();
@@ -460,7 +489,18 @@ void run(const RunConfig& config, ControlPlane& world) {
         }
       });
     if (root) {
-      if (!resumed) write_static_metadata(*file, config, trainer, world, hosts);
+      if (!resumed) {
+        write_static_metadata(*file, config, trainer, world, hosts);
+        // Every per-epoch table exists from the start, empty: a reader of a run stopped before
+        // its first epoch finds 0 rows, not missing datasets.
+        file->create_table("epochs", column_names(EpochRow{}.columns()));
+        file->create_matrix_series("confusion", data->train.num_classes, data->train.num_classes);
+        for (int r = 0; r < world.size(); ++r) file->create_table("ranks/rank" + std::to_string(r), column_names(names));
+        const std::vector<std::vector<double>> no_values(
+            world.size(), std::vector<double>(ClientColumns::kOwn + world.size(), 0.0));
+        const auto client_rows = ClientColumns::rows(no_values, E, 0);
+        for (int c = 0; c < E; ++c) file->create_table("clients/" + std::to_string(c), column_names(client_rows[c]));
+      }
       file->require_free_space();
       print_setup(config, trainer, path, resumed);
     }
@@ -477,9 +517,16 @@ void run(const RunConfig& config, ControlPlane& world) {
                              : std::chrono::duration<double>(Clock::now() - last_print).count() > 10.0;
         if (!due || step == steps) return;
         last_print = Clock::now();
-        std::cout << "  epoch " << epoch + 1 << " step " << step << "/" << steps << "  loss " << fixed(so_far.loss, 4)
-                  << "  acc " << fixed(100 * so_far.accuracy, 2) << "%  "
-                  << fixed(so_far.samples / std::max(so_far.seconds, 1e-9), 0) << " samples/s" << std::endl;
+        // The run's ETA from the steps so far (this session's: a resumed run counts from where
+        // it resumed), so it is there from the first progress line on.
+        const int64_t skipped = resumed ? resumed->step : 0;
+        const int64_t done = (epoch - first_epoch) * steps + step - skipped;
+        const int64_t total = (config.epochs - first_epoch) * steps - skipped;
+        const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
+        std::cout << "  epoch " << epoch + 1 << " step " << step << "/" << steps << " (" << 100 * step / steps
+                  << "%)  loss " << fixed(so_far.loss, 4) << "  acc " << fixed(100 * so_far.accuracy, 2) << "%  "
+                  << fixed(so_far.samples / std::max(so_far.seconds, 1e-9), 0) << " samples/s  run ETA "
+                  << (done > 0 ? fixed(elapsed / done * (total - done), 0) + " s" : std::string("?")) << std::endl;
       };
       const auto epoch_start = Clock::now();
       const int64_t first_step = resumed && epoch == resumed->epoch ? resumed->step : 0;
@@ -530,20 +577,21 @@ void run(const RunConfig& config, ControlPlane& world) {
         // always agree; the first complete epoch publishes a new file under its name.
         file->require_free_space();
         try {
-          file->append_row("epochs", {{"epoch", epoch + 1.0},
-                                      {"lr", trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1)},
-                                      {"train_loss", train_loss},
-                                      {"train_acc", train_acc},
-                                      {"test_loss", test.loss},
-                                      {"test_acc", test.accuracy},
-                                      {"epoch_seconds", epoch_seconds},
-                                      {"train_seconds", train.seconds},
-                                      {"steps", static_cast<double>(trainer.steps_per_epoch())},
-                                      {"samples_per_second", samples_per_second},
-                                      {"skipped_steps", static_cast<double>(train.skipped_steps)},
-                                      {"edge_sync_seconds", sync_seconds},
-                                      {"edge_sync_bytes", sync_bytes},
-                                      {"peak_rss_bytes", peak_rss_bytes()}});
+          file->append_row("epochs", EpochRow{epoch + 1.0,
+                                              trainer.lr_schedule().at(epoch, trainer.steps_per_epoch() - 1),
+                                              train_loss,
+                                              train_acc,
+                                              test.loss,
+                                              test.accuracy,
+                                              epoch_seconds,
+                                              train.seconds,
+                                              static_cast<double>(trainer.steps_per_epoch()),
+                                              samples_per_second,
+                                              static_cast<double>(train.skipped_steps),
+                                              sync_seconds,
+                                              sync_bytes,
+                                              peak_rss_bytes()}
+                                           .columns());
           file->append_matrix("confusion", test.confusion);
           for (int r = 0; r < world.size(); ++r) {
             std::vector<std::pair<std::string, double>> rank_values;
