@@ -75,6 +75,19 @@ cat "$work/bad.err"
 grep -q "unknown splitpipe option 'edge-frist'" "$work/bad.err" || fail "bad sweep file: message does not name the option"
 [[ -z $(squeue -h -o %A) ]] || fail "bad sweep file: something was submitted"
 
+echo "== a point that needs more CPUs than the node has is refused before submission"
+cpus=$(sinfo -h -o %c | head -n 1)
+sed "s/^ranks = .*/ranks = $((cpus + 1))/" "$work/sweep-slurm-test.ini" >"$work/sweep-too-big.ini"
+grep -q "^ranks = $((cpus + 1))" "$work/sweep-too-big.ini" || fail "could not set ranks in the too-big sweep file"
+status=0
+"$source_dir/tools/sweep" "$work/sweep-too-big.ini" --results "$work/too-big" --splitpipe "$splitpipe" --check none \
+  2>"$work/too-big.err" || status=$?
+cat "$work/too-big.err"
+[[ $status -eq 1 ]] || fail "too-big sweep: exit status $status, expected 1"
+grep -q "Slurm can never start these points ($((cpus + 1)) ranks each" "$work/too-big.err" ||
+  fail "too-big sweep: the message does not say why"
+[[ -z $(squeue -h -o %A) ]] || fail "too-big sweep: something was submitted"
+
 wait_for_job() {
   local job=$1 deadline=$((SECONDS + timeout_s))
   echo "== wait for job array $job (at most $timeout_s s)"
