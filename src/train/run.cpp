@@ -554,7 +554,9 @@ void run(const RunConfig& config, ControlPlane& world) {
                                (config.checkpoint_dir.empty() ? "" : "; continue with --resume"));
       }
       const PassStats test = trainer.evaluate();
-      const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      // A resumed epoch counts the training seconds before its checkpoint too.
+      const double epoch_seconds =
+          std::chrono::duration<double>(Clock::now() - epoch_start).count() + (before ? before->seconds : 0.0);
       std::vector<double> values;
       for (const auto& [name, value] : rank_row(trainer.executor().counters(), epoch_seconds)) values.push_back(value);
       const auto gathered = world.gather(values);
