@@ -33,6 +33,11 @@ struct CheckpointPosition {
   at::Tensor confusion;
 };
 
+// Collective, before training. A fresh run never mixes its checkpoints with an older run's:
+// checkpoints already in --checkpoint-dir are refused unless --overwrite, which deletes them.
+// The directory must be writable (a test file), so a bad one fails now, not after an epoch.
+void prepare_checkpoint_dir(const RunConfig& config, const ControlPlane& control, bool fresh);
+
 // Collective. Writes this rank's state and, on rank 0, MANIFEST and COMPLETE; then deletes
 // complete checkpoints beyond the newest --keep-checkpoints and incomplete leftovers. An I/O
 // error on any rank (a full disk) is an error on every rank, removes the new checkpoint's

@@ -1,11 +1,13 @@
 #include "splitpipe/checkpoint.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #include "splitpipe/config.hpp"
@@ -142,6 +144,33 @@ void prune(const fs::path& dir, const fs::path& written, int keep) {
 }
 
 }  // namespace
+
+void prepare_checkpoint_dir(const RunConfig& config, const ControlPlane& world, bool fresh) {
+  if (config.checkpoint_dir.empty()) return;
+  std::optional<std::string> error;
+  if (world.rank() == 0) {
+    const auto old = list_checkpoints(config.checkpoint_dir);
+    if (fresh && !old.empty() && !config.overwrite)
+      error = "--checkpoint-dir '" + config.checkpoint_dir + "' already holds " + std::to_string(old.size()) +
+              " checkpoint(s): add --resume to continue that run, or --overwrite to delete them and start over";
+    std::error_code ec;
+    if (fresh && !error)
+      for (const auto& checkpoint : old) fs::remove_all(checkpoint.path, ec);
+    if (!error) {
+      try {
+        fs::create_directories(config.checkpoint_dir, ec);
+        if (ec) throw Error("cannot create it: " + ec.message());
+        const std::string probe = (fs::path(config.checkpoint_dir) / ".write-test").string();
+        write_file_atomically(probe, "splitpipe\n", "a test file");
+        fs::remove(probe, ec);
+      } catch (const Error& e) {
+        error = "--checkpoint-dir '" + config.checkpoint_dir + "' is not writable (" + e.what() +
+                "); choose another directory";
+      }
+    }
+  }
+  world.agree_on(error, 2);
+}
 
 std::string save_checkpoint(const RunConfig& config, const CheckpointPosition& position, const Trainer& trainer,
                             const ControlPlane& world) {

@@ -17,7 +17,6 @@
 #include "splitpipe/control_plane.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/fault.hpp"
-#include "splitpipe/file_io.hpp"
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/link.hpp"
 #include "splitpipe/run.hpp"
@@ -131,38 +130,6 @@ std::optional<RunFile> open_run_file(const RunConfig& config, const ControlPlane
   }
   world.agree_on(error);
   return file;
-}
-
-// A fresh run never mixes its checkpoints with an older run's: refused unless --overwrite,
-// which removes the old ones first. The directory must be writable before any training.
-void prepare_checkpoint_dir(const RunConfig& config, const ControlPlane& world, bool fresh) {
-  if (config.checkpoint_dir.empty()) return;
-  std::optional<std::string> error;
-  if (world.rank() == 0) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    std::vector<fs::path> old;
-    for (const auto& entry : fs::directory_iterator(config.checkpoint_dir, ec))
-      if (entry.is_directory() && entry.path().filename().string().rfind("epoch-", 0) == 0) old.push_back(entry.path());
-    if (fresh && !old.empty() && !config.overwrite)
-      error = "--checkpoint-dir '" + config.checkpoint_dir + "' already holds " + std::to_string(old.size()) +
-              " checkpoint(s): add --resume to continue that run, or --overwrite to delete them and start over";
-    else if (fresh)
-      for (const auto& dir : old) fs::remove_all(dir, ec);
-    if (!error) {
-      try {
-        fs::create_directories(config.checkpoint_dir, ec);
-        if (ec) throw Error("cannot create it: " + ec.message());
-        const std::string probe = (fs::path(config.checkpoint_dir) / ".write-test").string();
-        write_file_atomically(probe, "splitpipe\n", "a test file");
-        fs::remove(probe, ec);
-      } catch (const Error& e) {
-        error = "--checkpoint-dir '" + config.checkpoint_dir + "' is not writable (" + e.what() +
-                "); choose another directory";
-      }
-    }
-  }
-  world.agree_on(error, 2);
 }
 
 void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer& trainer, const ControlPlane& world,
@@ -416,9 +383,10 @@ void run(const RunConfig& config, ControlPlane& world) {
   if (config.expect_ranks > 0 && config.expect_ranks != world.size())
     problem = "this run expects " + std::to_string(config.expect_ranks) + " ranks (--expect-ranks) but mpirun started " +
               std::to_string(world.size()) + "; use mpirun -np " + std::to_string(config.expect_ranks);
-  if (!problem && !config.fault_inject.empty() && parse_fault_spec(config.fault_inject).rank >= world.size())
-    problem = "--fault-inject: rank " + std::to_string(parse_fault_spec(config.fault_inject).rank) +
-              " does not exist in a run of " + std::to_string(world.size()) + " rank(s)";
+  const int fault_rank = config.fault_inject.empty() ? 0 : parse_fault_spec(config.fault_inject).rank;
+  if (!problem && fault_rank >= world.size())
+    problem = "--fault-inject: rank " + std::to_string(fault_rank) + " does not exist in a run of " +
+              std::to_string(world.size()) + " rank(s)";
   if (!problem) {  // mpirun A : B may start ranks with different options; they would deadlock
     const auto configs = world.gather_strings(config.to_ini());
     for (size_t r = 1; r < configs.size() && !problem; ++r)
@@ -543,9 +511,18 @@ void run(const RunConfig& config, ControlPlane& world) {
       }
       const PassStats train = trainer.train(epoch, first_step, -1, progress, before ? &*before : nullptr);
       if (train.interrupted) {
-        CheckpointPosition position{epoch,         train.next_step, epoch,          run_file,
-                                    run_id,        train.loss_sum,  train.correct,  train.seconds,
-                                    train.active_seconds, train.samples, train.skipped_steps, train.confusion};
+        CheckpointPosition position{epoch,
+                                    train.next_step,
+                                    epoch,
+                                    run_file,
+                                    run_id,
+                                    train.loss_sum,
+                                    train.correct,
+                                    train.seconds,
+                                    train.active_seconds,
+                                    train.samples,
+                                    train.skipped_steps,
+                                    train.confusion};
         const std::string where = config.checkpoint_dir.empty()
                                       ? std::string("no --checkpoint-dir, nothing saved")
                                       : "checkpoint " + save_checkpoint(config, position, trainer, world);
