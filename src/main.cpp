@@ -7,11 +7,13 @@
 #include <iostream>
 #include <thread>
 
+#include "splitpipe/check_configs.hpp"
 #include "splitpipe/config.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/mpi_world.hpp"
 #include "splitpipe/run.hpp"
+#include "splitpipe/run_schema.hpp"
 
 namespace {
 
@@ -66,9 +68,16 @@ int main(int argc, char** argv) {
     return e.exit_code();
   }
   try {
-    if (command_line.help || command_line.version) {
-      if (root) std::cout << (command_line.help ? command_line.help_text : splitpipe::version_report());
+    if (command_line.help || command_line.version || command_line.print_schema) {
+      if (root)
+        std::cout << (command_line.help      ? command_line.help_text
+                      : command_line.version ? splitpipe::version_report()
+                                             : splitpipe::schema_markdown());
       return 0;
+    }
+    if (!command_line.check_configs.empty()) {
+      if (!root) return 0;
+      return splitpipe::check_configs(command_line.check_configs, command_line.check_ranks, std::cout) > 0 ? 2 : 0;
     }
     splitpipe::run(command_line.config, world);
     return 0;

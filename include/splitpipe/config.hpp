@@ -79,6 +79,7 @@ struct RunConfig {
   // Filled by the parser: every option as (section, name, resolved value text).
   struct ResolvedOption {
     std::string section, name, value;
+    char kind = 's';  // i: integer, u: unsigned integer, b: flag (true/false), f: real, s: text
   };
   std::vector<ResolvedOption> resolved;
 
@@ -88,6 +89,9 @@ struct RunConfig {
 struct CommandLine {
   bool help = false;  // --help was given: print help_text and exit 0
   bool version = false;  // --version was given: print version_report() and exit 0
+  bool print_schema = false;  // --print-schema: print schema_markdown() and exit 0
+  std::vector<std::string> check_configs;  // --check-configs: check_configs(these, check_ranks) and exit
+  int check_ranks = 1;
   std::string help_text;
   RunConfig config;
 };

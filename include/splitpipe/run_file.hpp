@@ -1,4 +1,6 @@
-// The HDF5 file every run writes. Only one process (rank 0) owns it. Each append is flushed,
+// The HDF5 file every run writes. Each dataset it creates is labelled from the run schema
+// (attributes `units` and `description`) when the schema has an entry for it.
+// Only one process (rank 0) owns it. Each append is flushed,
 // so a killed run keeps every completed epoch.
 //
 // A new run file is written under a hidden temporary name beside its target and renamed over
@@ -15,9 +17,10 @@
 #include <utility>
 #include <vector>
 
+#include "splitpipe/run_schema.hpp"
+
 namespace splitpipe {
 
-constexpr int kRunFileFormatVersion = 1;
 
 class RunFile {
  public:
@@ -34,10 +37,11 @@ class RunFile {
 
   const std::string& path() const;
 
-  // Root-group attributes (replaced if they exist).
-  void set_attribute(const std::string& name, const std::string& value);
-  void set_attribute(const std::string& name, int64_t value);
-  void set_attribute(const std::string& name, double value);
+  // Attributes of the root group, or of `group` (created if missing); replaced if they exist.
+  void set_attribute(const std::string& name, const std::string& value, const std::string& group = "/");
+  void set_attribute(const std::string& name, int64_t value, const std::string& group = "/");
+  void set_attribute(const std::string& name, uint64_t value, const std::string& group = "/");
+  void set_attribute(const std::string& name, double value, const std::string& group = "/");
   std::string string_attribute(const std::string& name) const;
 
   // Appends one value to each named extendible 1-D float64 dataset in `group` (e.g. "epochs",
@@ -49,6 +53,11 @@ class RunFile {
   void create_table(const std::string& group, const std::vector<std::string>& columns);
   // The same for an [n, rows, columns] series of matrices (append_matrix).
   void create_matrix_series(const std::string& dataset, int64_t rows, int64_t columns);
+  // An empty float64 series [0, inner...] whose last axis holds `columns` (stored as the
+  // attribute `columns`, with their units and descriptions from the schema), and its append.
+  void create_series(const std::string& dataset, const std::vector<int64_t>& inner_shape,
+                     const std::vector<std::string>& columns);
+  void append_series(const std::string& dataset, const std::vector<double>& values);
   // Appends a [R, C] matrix (any numeric dtype, stored int64) as the next slice of an
   // extendible [n, R, C] dataset (e.g. "confusion"). Flushes.
   void append_matrix(const std::string& dataset, const at::Tensor& matrix);

@@ -83,6 +83,7 @@ class OptionTable {
   struct Entry {
     std::string section, name;
     std::function<std::string()> value;
+    char kind = 's';  // the value's type in the run file (RunConfig::ResolvedOption::kind)
   };
 
   po::options_description& section(const std::string& name, const std::string& caption) {
@@ -108,12 +109,17 @@ class OptionTable {
     } else {
       current(sec).add_options()(name, po::value<T>(field)->default_value(*field, to_text(*field)), help);
     }
-    entries_.push_back({sec, name, [field] { return to_text(*field); }});
+    char kind = 's';
+    if constexpr (std::is_same_v<T, bool>) kind = 'b';
+    else if constexpr (std::is_unsigned_v<T>) kind = 'u';
+    else if constexpr (std::is_integral_v<T>) kind = 'i';
+    else if constexpr (std::is_floating_point_v<T>) kind = 'f';
+    entries_.push_back({sec, name, [field] { return to_text(*field); }, kind});
   }
   void flag(const std::string& sec, const char* name, bool* field, const char* help) {
     current(sec).add_options()(
         name, po::value<bool>(field)->default_value(*field)->implicit_value(true), help);
-    entries_.push_back({sec, name, [field] { return to_text(*field); }});
+    entries_.push_back({sec, name, [field] { return to_text(*field); }, 'b'});
   }
   // A list option held as text on the command line, converted after parsing.
   void list(const std::string& sec, const char* name, std::string* text, const char* help) {
@@ -145,7 +151,8 @@ class OptionTable {
   bool has(const std::string& name) const {
     for (const auto& e : entries_)
       if (e.name == name) return true;
-    return name == "help" || name == "version" || name == "config";
+    return name == "help" || name == "version" || name == "print-schema" || name == "check-configs" ||
+           name == "check-ranks" || name == "config";
   }
 
  private:
@@ -183,6 +190,11 @@ struct ListTexts {
 void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.section("run", "Run").add_options()("help,h", "print this help and exit")(
       "version", "print the splitpipe and LibTorch versions, LibTorch's CUDA backend and the visible GPUs, then exit")(
+      "print-schema", "print the run file's schema (every attribute, dataset and column with its unit) as Markdown, then exit")(
+      "check-configs", po::value<std::vector<std::string>>()->multitoken(),
+      "check these INI files as runs on --check-ranks ranks (options, data, model, partition, schedule) in this one "
+      "process; prints 'ok FILE' or 'error FILE: why' per file, exit 0 if all are ok, else 2 (tools/sweep uses it)")(
+      "check-ranks", po::value<int>(), "the ranks each --check-configs file would run on (default 1)")(
       "config", po::value<std::string>(&c.config_file),
       "INI file with options (sections allowed, e.g. [train]); the command line wins");
   t.add("run", "output", &c.output,
@@ -327,7 +339,8 @@ po::parsed_options parse_ini(const std::string& path, const po::options_descript
     const auto eq = line.find('=');
     if (eq == std::string::npos) throw UsageError(where + "'" + line + "' is not 'key = value'");
     const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
-    if (!table.has(key) || key == "config" || key == "help" || key == "version")
+    if (!table.has(key) || key == "config" || key == "help" || key == "version" || key == "print-schema" ||
+        key == "check-configs" || key == "check-ranks")
       throw UsageError(where + "unknown option '" + key + "' (see --help for the options)");
     parsed.options.emplace_back(key, std::vector<std::string>{value});
     parsed.options.back().original_tokens = {key, value};
@@ -399,6 +412,18 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       result.version = true;
       return result;
     }
+    if (vm.count("print-schema")) {
+      result.print_schema = true;
+      return result;
+    }
+    if (vm.count("check-configs")) {
+      result.check_configs = vm["check-configs"].as<std::vector<std::string>>();
+      result.check_ranks = vm.count("check-ranks") ? vm["check-ranks"].as<int>() : 1;
+      if (result.check_ranks < 1 || result.check_ranks > 65536)
+        throw UsageError("--check-ranks " + std::to_string(result.check_ranks) + ": give the ranks per run, 1..65536");
+      return result;
+    }
+    if (vm.count("check-ranks")) throw UsageError("--check-ranks only goes with --check-configs");
     if (vm.count("help")) {
       result.help = true;
       result.help_text =
@@ -421,6 +446,11 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       }
     }
     po::notify(vm);
+  } catch (const po::multiple_occurrences& e) {
+    // Which value should win is not ours to guess (a job script may append a second one by mistake).
+    throw UsageError("option '--" + e.get_option_name().substr(e.get_option_name().find_first_not_of('-')) +
+                     "' is given more than once; give it once (a --config file's value is replaced by the command "
+                     "line's, but the command line itself may name each option only once)");
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see --help)");
   }
@@ -431,7 +461,7 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   config.mlp_hidden = parse_int_list(lists.mlp_hidden, "mlp-hidden");
   config.data.synthetic_shape = parse_int_list(lists.synthetic_shape, "synthetic-shape");
   config.data.seed = config.seed;
-  for (const auto& entry : table.entries()) config.resolved.push_back({entry.section, entry.name, entry.value()});
+  for (const auto& entry : table.entries()) config.resolved.push_back({entry.section, entry.name, entry.value(), entry.kind});
   validate(config);
   return result;
 }

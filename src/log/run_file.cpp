@@ -113,13 +113,17 @@ hsize_t length(const H5::DataSet& dataset) {
 H5::DataSet create_extendible(const H5::Group& group, const std::string& name,
                               const H5::PredType& type, const std::vector<hsize_t>& slice) {
   hsize_t slice_elements = 1;
-  for (hsize_t d : slice) slice_elements *= d;
+  for (hsize_t d : slice) slice_elements *= std::max<hsize_t>(d, 1);
   std::vector<hsize_t> dims{0}, max_dims{H5S_UNLIMITED}, chunk{std::clamp<hsize_t>(
                                                           kMaxChunkElements / slice_elements, 1,
                                                           kRowsPerChunk)};
   dims.insert(dims.end(), slice.begin(), slice.end());
-  max_dims.insert(max_dims.end(), slice.begin(), slice.end());
-  chunk.insert(chunk.end(), slice.begin(), slice.end());
+  for (hsize_t d : slice) {
+    // An empty axis (no boundaries in a one-stage run) needs a chunk of 1, which HDF5 only
+    // accepts on an axis that may grow.
+    max_dims.push_back(d > 0 ? d : H5S_UNLIMITED);
+    chunk.push_back(std::max<hsize_t>(d, 1));
+  }
   H5::DSetCreatPropList props;
   props.setChunk(static_cast<int>(chunk.size()), chunk.data());
   const H5::DataSpace space(static_cast<int>(dims.size()), dims.data(), max_dims.data());
@@ -175,6 +179,40 @@ void check_column_name(const std::string& group, const std::string& column) {
   if (column.empty() || column.find('/') != std::string::npos) {
     throw Error("group '" + group + "': invalid column name '" + column + "'");
   }
+}
+
+void write_string_attribute(const H5::H5Object& object, const std::string& name, const std::string& value) {
+  const H5::StrType type = utf8_string_type();
+  const char* text = value.c_str();
+  if (object.attrExists(name)) object.removeAttr(name);
+  object.createAttribute(name, type, H5::DataSpace(H5S_SCALAR)).write(type, &text);
+}
+
+void write_string_list_attribute(const H5::H5Object& object, const std::string& name,
+                                 const std::vector<std::string>& values) {
+  const H5::StrType type = utf8_string_type();
+  std::vector<const char*> texts;
+  for (const auto& value : values) texts.push_back(value.c_str());
+  const hsize_t count = values.size();
+  if (object.attrExists(name)) object.removeAttr(name);
+  H5::Attribute attribute = object.createAttribute(name, type, H5::DataSpace(1, &count));
+  if (!texts.empty()) attribute.write(type, texts.data());
+}
+
+// Labels a dataset with its unit and description from the run schema (a name the schema does
+// not know, e.g. in a unit test, stays unlabelled; the schema test finds any in real runs).
+void label(const H5::DataSet& dataset, const std::string& path) {
+  const SchemaEntry* entry = find_schema_entry(path);
+  if (!entry) return;
+  write_string_attribute(dataset, "units", entry->units);
+  write_string_attribute(dataset, "description", entry->description);
+}
+
+// "a/b" (relative to the root) and "c" -> "/a/b/c".
+std::string object_path(const std::string& group, const std::string& leaf) {
+  std::string path = "/";
+  for (const auto& part : split_path(group + "/" + leaf)) path += (path.size() > 1 ? "/" : "") + part;
+  return path;
 }
 
 }  // namespace
@@ -371,29 +409,44 @@ const std::string& RunFile::path() const {
   return impl_->path;
 }
 
-void RunFile::set_attribute(const std::string& name, const std::string& value) {
+namespace {
+
+H5::Group attribute_owner(const H5::Group& root, const std::string& group) {
+  return group == "/" || group.empty() ? root : open_or_create_group(root, group);
+}
+
+}  // namespace
+
+void RunFile::set_attribute(const std::string& name, const std::string& value, const std::string& group) {
   Impl& self = Impl::live(impl_);
   guarded(self.path, "set attribute '" + name + "'", [&] {
-    const H5::StrType type = utf8_string_type();
-    const char* text = value.c_str();
-    replace_attribute(self.root(), name, type, type, &text);
+    write_string_attribute(attribute_owner(self.root(), group), name, value);
     self.flush();
   });
 }
 
-void RunFile::set_attribute(const std::string& name, int64_t value) {
+void RunFile::set_attribute(const std::string& name, int64_t value, const std::string& group) {
   Impl& self = Impl::live(impl_);
   guarded(self.path, "set attribute '" + name + "'", [&] {
-    replace_attribute(self.root(), name, H5::PredType::STD_I64LE, H5::PredType::NATIVE_INT64,
+    replace_attribute(attribute_owner(self.root(), group), name, H5::PredType::STD_I64LE, H5::PredType::NATIVE_INT64,
                       &value);
     self.flush();
   });
 }
 
-void RunFile::set_attribute(const std::string& name, double value) {
+void RunFile::set_attribute(const std::string& name, uint64_t value, const std::string& group) {
   Impl& self = Impl::live(impl_);
   guarded(self.path, "set attribute '" + name + "'", [&] {
-    replace_attribute(self.root(), name, H5::PredType::IEEE_F64LE, H5::PredType::NATIVE_DOUBLE,
+    replace_attribute(attribute_owner(self.root(), group), name, H5::PredType::STD_U64LE, H5::PredType::NATIVE_UINT64,
+                      &value);
+    self.flush();
+  });
+}
+
+void RunFile::set_attribute(const std::string& name, double value, const std::string& group) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "set attribute '" + name + "'", [&] {
+    replace_attribute(attribute_owner(self.root(), group), name, H5::PredType::IEEE_F64LE, H5::PredType::NATIVE_DOUBLE,
                       &value);
     self.flush();
   });
@@ -446,9 +499,13 @@ void RunFile::append_row(const std::string& group,
       }
     }
     for (const auto& [column, value] : row) {
-      H5::DataSet dataset = existing.empty()
-                                ? create_extendible(target, column, H5::PredType::IEEE_F64LE, {})
-                                : target.openDataSet(column);
+      H5::DataSet dataset;
+      if (existing.empty()) {
+        dataset = create_extendible(target, column, H5::PredType::IEEE_F64LE, {});
+        label(dataset, object_path(group, column));
+      } else {
+        dataset = target.openDataSet(column);
+      }
       append_slice(dataset, H5::PredType::NATIVE_DOUBLE, &value);
     }
     self.flush();
@@ -461,7 +518,8 @@ void RunFile::create_table(const std::string& group, const std::vector<std::stri
     const H5::Group target = open_or_create_group(self.root(), group);
     for (const auto& column : columns) {
       check_column_name(group, column);
-      if (!target.nameExists(column)) create_extendible(target, column, H5::PredType::IEEE_F64LE, {});
+      if (!target.nameExists(column))
+        label(create_extendible(target, column, H5::PredType::IEEE_F64LE, {}), object_path(group, column));
     }
     self.flush();
   });
@@ -472,8 +530,58 @@ void RunFile::create_matrix_series(const std::string& dataset, int64_t rows, int
   guarded(self.path, "create dataset '" + dataset + "'", [&] {
     auto [parent, leaf] = parent_and_leaf(self.root(), dataset);
     if (!parent.nameExists(leaf))
-      create_extendible(parent, leaf, H5::PredType::STD_I64LE,
-                        {static_cast<hsize_t>(rows), static_cast<hsize_t>(columns)});
+      label(create_extendible(parent, leaf, H5::PredType::STD_I64LE,
+                              {static_cast<hsize_t>(rows), static_cast<hsize_t>(columns)}),
+            object_path(dataset, ""));
+    self.flush();
+  });
+}
+
+void RunFile::create_series(const std::string& dataset, const std::vector<int64_t>& inner_shape,
+                            const std::vector<std::string>& columns) {
+  Impl& self = Impl::live(impl_);
+  if (inner_shape.empty() || inner_shape.back() != static_cast<int64_t>(columns.size()))
+    throw Error("run file '" + self.path + "': series '" + dataset + "' needs its last axis to hold its " +
+                std::to_string(columns.size()) + " columns");
+  guarded(self.path, "create dataset '" + dataset + "'", [&] {
+    auto [parent, leaf] = parent_and_leaf(self.root(), dataset);
+    if (parent.nameExists(leaf)) return;
+    const std::vector<hsize_t> slice(inner_shape.begin(), inner_shape.end());
+    const H5::DataSet created = create_extendible(parent, leaf, H5::PredType::IEEE_F64LE, slice);
+    const std::string path = object_path(dataset, "");
+    label(created, path);
+    // Each column's unit and description, so a reader never needs the README.
+    std::vector<std::string> units, descriptions;
+    const SchemaEntry* table = find_schema_entry(path);
+    for (const auto& column : columns) {
+      const SchemaEntry* entry = nullptr;
+      for (const auto& candidate : run_schema())
+        if (table && candidate.path == table->path + ":" + column) entry = &candidate;
+      units.push_back(entry ? entry->units : "");
+      descriptions.push_back(entry ? entry->description : "");
+    }
+    write_string_list_attribute(created, "columns", columns);
+    write_string_list_attribute(created, "column_units", units);
+    write_string_list_attribute(created, "column_descriptions", descriptions);
+    self.flush();
+  });
+}
+
+void RunFile::append_series(const std::string& dataset, const std::vector<double>& values) {
+  Impl& self = Impl::live(impl_);
+  guarded(self.path, "append to dataset '" + dataset + "'", [&] {
+    auto [parent, leaf] = parent_and_leaf(self.root(), dataset);
+    if (!parent.nameExists(leaf)) throw Error("series '" + dataset + "' was not created");
+    H5::DataSet target = parent.openDataSet(leaf);
+    const H5::DataSpace space = target.getSpace();
+    std::vector<hsize_t> dims(static_cast<size_t>(space.getSimpleExtentNdims()));
+    space.getSimpleExtentDims(dims.data());
+    hsize_t slice = 1;
+    for (size_t d = 1; d < dims.size(); ++d) slice *= dims[d];
+    if (slice != values.size())
+      throw Error("series '" + dataset + "' takes " + std::to_string(slice) + " values per row, got " +
+                  std::to_string(values.size()));
+    append_slice(target, H5::PredType::NATIVE_DOUBLE, values.data());
     self.flush();
   });
 }
@@ -505,6 +613,7 @@ void RunFile::append_matrix(const std::string& dataset, const at::Tensor& matrix
       }
     } else {
       target = create_extendible(parent, leaf, H5::PredType::STD_I64LE, slice);
+      label(target, object_path(dataset, ""));
     }
     append_slice(target, H5::PredType::NATIVE_INT64, values.data_ptr<int64_t>());
     self.flush();
@@ -522,6 +631,7 @@ void RunFile::write_string_column(const std::string& group, const std::string& c
     texts.reserve(values.size());
     for (const auto& value : values) texts.push_back(value.c_str());
     if (!texts.empty()) dataset.write(texts.data(), type);
+    label(dataset, object_path(group, column));
     self.flush();
   });
 }
@@ -534,6 +644,7 @@ void RunFile::write_number_column(const std::string& group, const std::string& c
     H5::DataSet dataset =
         replace_column(self.root(), group, column, H5::PredType::IEEE_F64LE, values.size());
     if (!values.empty()) dataset.write(values.data(), H5::PredType::NATIVE_DOUBLE);
+    label(dataset, object_path(group, column));
     self.flush();
   });
 }

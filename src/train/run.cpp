@@ -21,7 +21,10 @@
 #include "splitpipe/link.hpp"
 #include "splitpipe/run.hpp"
 #include "splitpipe/run_file.hpp"
+#include "splitpipe/run_schema.hpp"
+#include "splitpipe/schedule.hpp"
 #include "splitpipe/trainer.hpp"
+#include "epoch_tables.hpp"
 
 namespace splitpipe {
 namespace {
@@ -86,6 +89,7 @@ std::optional<DatasetSplits> load_on_clients(const RunConfig& config, const Cont
 void keep_rows(RunFile& file, int64_t rows, int ranks, int clients) {
   file.truncate("epochs", rows);
   file.truncate("confusion", rows);
+  file.truncate("boundaries/traffic", rows);
   for (int r = 0; r < ranks; ++r) file.truncate("ranks/rank" + std::to_string(r), rows);
   for (int c = 0; c < clients; ++c) file.truncate("clients/" + std::to_string(c), rows);
 }
@@ -132,6 +136,86 @@ std::optional<RunFile> open_run_file(const RunConfig& config, const ControlPlane
   return file;
 }
 
+// /options: every option typed, so a reader compares numbers, not the text "0.05".
+void write_typed_options(RunFile& file, const RunConfig& config) {
+  for (const auto& option : config.resolved) {
+    switch (option.kind) {
+      case 'i': file.set_attribute(option.name, static_cast<int64_t>(std::stoll(option.value)), "options"); break;
+      case 'u': file.set_attribute(option.name, static_cast<uint64_t>(std::stoull(option.value)), "options"); break;
+      case 'b': file.set_attribute(option.name, static_cast<int64_t>(option.value == "true"), "options"); break;
+      case 'f': file.set_attribute(option.name, std::stod(option.value), "options"); break;
+      default: file.set_attribute(option.name, option.value, "options");
+    }
+  }
+}
+
+// /boundaries: where each cut of a pipeline sits and what crosses it (client 0's pipeline; every
+// client's has the same cuts).
+void write_boundaries(RunFile& file, const Trainer& trainer) {
+  const PartitionPlan& plan = trainer.plan();
+  std::vector<double> index, from_stage, to_stage, from_block, to_block, raw_bytes;
+  std::vector<std::string> shapes;
+  for (int b = 0; b + 1 < plan.pipeline_length(); ++b) {
+    const StagePlan& sender = plan.stages.at(b);
+    const StagePlan& receiver = plan.stages.at(b + 1);
+    const Block& last = trainer.blocks().at(sender.end_block - 1);
+    int64_t elements = 1;
+    for (int64_t d : last.output_shape) elements *= d;
+    index.push_back(b);
+    from_stage.push_back(b);
+    to_stage.push_back(b + 1);
+    from_block.push_back(sender.end_block - 1);
+    to_block.push_back(receiver.first_block);
+    shapes.push_back(shape_text(last.output_shape));
+    raw_bytes.push_back(static_cast<double>(elements) * sizeof(float));
+  }
+  file.write_number_column("boundaries", "index", index);
+  file.write_number_column("boundaries", "from_stage", from_stage);
+  file.write_number_column("boundaries", "to_stage", to_stage);
+  file.write_number_column("boundaries", "from_block", from_block);
+  file.write_number_column("boundaries", "to_block", to_block);
+  file.write_string_column("boundaries", "activation_shape", shapes);
+  file.write_number_column("boundaries", "raw_bytes_per_sample", raw_bytes);
+}
+
+// /links: the emulated links as numbers (0 rows without --link).
+void write_links(RunFile& file, const RunConfig& config) {
+  std::vector<double> client, bits, latency, up, down;
+  if (!config.link.empty()) {
+    const auto links = parse_link_list(config.link, config.edge_ranks);
+    for (int c = 0; c < config.edge_ranks; ++c) {
+      const LinkSpec& link = links.size() == 1 ? links[0] : links.at(c);
+      client.push_back(c);
+      bits.push_back(link.bits_per_second);
+      latency.push_back(link.latency_seconds);
+      up.push_back(link.shape_up);
+      down.push_back(link.shape_down);
+    }
+  }
+  file.write_number_column("links", "client", client);
+  file.write_number_column("links", "bits_per_second", bits);
+  file.write_number_column("links", "latency_seconds", latency);
+  file.write_number_column("links", "shape_up", up);
+  file.write_number_column("links", "shape_down", down);
+}
+
+// /schema: the table every dataset here was labelled from.
+void write_schema(RunFile& file) {
+  std::vector<std::string> path, kind, type, units, description;
+  for (const auto& entry : run_schema()) {
+    path.push_back(entry.path);
+    kind.push_back(entry.kind);
+    type.push_back(entry.type);
+    units.push_back(entry.units);
+    description.push_back(entry.description);
+  }
+  file.write_string_column("schema", "path", path);
+  file.write_string_column("schema", "kind", kind);
+  file.write_string_column("schema", "type", type);
+  file.write_string_column("schema", "units", units);
+  file.write_string_column("schema", "description", description);
+}
+
 void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer& trainer, const ControlPlane& world,
                            const std::vector<std::string>& hosts) {
   file.set_attribute("splitpipe_version", splitpipe_version());
@@ -142,7 +226,7 @@ void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer
   file.set_attribute("hostnames", host_list);
   file.set_attribute("resolved_config", config.to_ini());
   file.set_attribute("config", config.config_file);
-  for (const auto& option : config.resolved) file.set_attribute(option.name, option.value);
+  write_typed_options(file, config);
 
   std::vector<std::string> names, shapes;
   std::vector<double> index, params;
@@ -176,6 +260,9 @@ void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer
   file.write_number_column("ranks", "end_block", end);
   file.write_number_column("ranks", "parameters", stage_params);
   file.write_number_column("ranks", "estimated_seconds", seconds);
+  write_boundaries(file, trainer);
+  write_links(file, config);
+  write_schema(file);
 }
 
 int64_t total_parameters(const std::vector<Block>& blocks) {
@@ -193,8 +280,10 @@ std::string role_of(const PartitionPlan& plan, int rank) {
 // One row of /epochs.
 struct EpochRow {
   double epoch = 0, lr = 0, train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, epoch_seconds = 0,
-         train_seconds = 0, steps = 0, samples_per_second = 0, skipped_steps = 0, edge_sync_seconds = 0,
-         edge_sync_bytes = 0, peak_rss_bytes = 0;
+         train_seconds = 0, steps = 0, train_samples = 0, samples_per_second = 0, skipped_steps = 0,
+         edge_sync_seconds = 0, edge_sync_bytes = 0, train_wire_bytes = 0, train_raw_bytes = 0, eval_wire_bytes = 0,
+         act_compression = 0, grad_compression = 0, bubble_fraction = 0, simulated_bubble_fraction = 0,
+         peak_rss_bytes = 0;
   std::vector<std::pair<std::string, double>> columns() const {
     return {{"epoch", epoch},
             {"lr", lr},
@@ -205,10 +294,18 @@ struct EpochRow {
             {"epoch_seconds", epoch_seconds},
             {"train_seconds", train_seconds},
             {"steps", steps},
+            {"train_samples", train_samples},
             {"samples_per_second", samples_per_second},
             {"skipped_steps", skipped_steps},
             {"edge_sync_seconds", edge_sync_seconds},
             {"edge_sync_bytes", edge_sync_bytes},
+            {"train_wire_bytes", train_wire_bytes},
+            {"train_raw_bytes", train_raw_bytes},
+            {"eval_wire_bytes", eval_wire_bytes},
+            {"act_compression", act_compression},
+            {"grad_compression", grad_compression},
+            {"bubble_fraction", bubble_fraction},
+            {"simulated_bubble_fraction", simulated_bubble_fraction},
             {"peak_rss_bytes", peak_rss_bytes}};
   }
 };
@@ -219,44 +316,32 @@ std::vector<std::string> column_names(const std::vector<std::pair<std::string, d
   return names;
 }
 
-// Per-rank counters of one epoch, with the derived idle time and bubble fraction.
-std::vector<std::pair<std::string, double>> rank_row(const RankCounters& c, double epoch_seconds) {
-  auto row = c.row();
-  const double busy = c.forward_seconds + c.backward_seconds + c.encode_seconds + c.decode_seconds;
-  row.emplace_back("idle_seconds", std::max(0.0, epoch_seconds - busy - c.wait_seconds));
-  row.emplace_back("bubble_fraction", c.step_seconds > 0 ? c.wait_seconds / c.step_seconds : 0.0);
-  row.emplace_back("epoch_seconds", epoch_seconds);
-  row.emplace_back("peak_rss_bytes", peak_rss_bytes());
-  return row;
-}
-
-double value_of(const std::vector<std::pair<std::string, double>>& names, const std::vector<double>& values,
-                const std::string& name) {
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i].first == name) return values[i];
-  return 0;
-}
-
-void print_time_table(const PartitionPlan& plan, const std::vector<std::pair<std::string, double>>& names,
-                      const std::vector<std::vector<double>>& totals) {
+// Totals over the epochs of this session, per rank, with the fractions taken from the sums.
+void print_time_table(const PartitionPlan& plan, const std::vector<std::vector<double>>& totals) {
+  const auto columns = rank_counter_columns();
   std::cout << "\nwhere the time went (seconds, all epochs):\n"
-            << "  rank  role      forward  backward   encode   decode  comm-wait     idle  bubble  sent MB  recv MB\n";
+            << "  rank  role      forward  backward   encode   decode  comm-wait     idle   wait  sent MB  recv MB\n";
   for (size_t r = 0; r < totals.size(); ++r) {
-    double sent = 0, received = 0;
-    for (size_t i = 0; i < names.size(); ++i) {
-      const auto& n = names[i].first;
-      if (n.find("_sent_bytes") != std::string::npos) sent += totals[r][i];
-      if (n.find("_received_bytes") != std::string::npos) received += totals[r][i];
-    }
-    auto v = [&](const char* name) { return value_of(names, totals[r], name); };
-    const double bubble = v("step_seconds") > 0 ? v("comm_wait_seconds") / v("step_seconds") : 0;
-    std::cout << "  " << std::setw(4) << r << "  " << std::left << std::setw(8) << role_of(plan, r) << std::right
-              << std::setw(9) << fixed(v("forward_seconds"), 2) << std::setw(10) << fixed(v("backward_seconds"), 2)
-              << std::setw(9) << fixed(v("encode_seconds"), 2) << std::setw(9) << fixed(v("decode_seconds"), 2)
-              << std::setw(11) << fixed(v("comm_wait_seconds"), 2) << std::setw(9) << fixed(v("idle_seconds"), 2)
-              << std::setw(7) << fixed(100 * bubble, 1) << "%" << std::setw(9) << fixed(sent / 1e6, 1)
-              << std::setw(9) << fixed(received / 1e6, 1) << "\n";
+    auto v = [&](const std::string& name) {
+      for (size_t i = 0; i < columns.size(); ++i)
+        if (columns[i] == name) return totals[r][i];
+      throw std::logic_error("no rank counter '" + name + "'");
+    };
+    const double wait = v("step_seconds") > 0 ? v("comm_wait_seconds") / v("step_seconds") : 0;
+    std::cout << "  " << std::setw(4) << r << "  " << std::left << std::setw(8) << role_of(plan, static_cast<int>(r))
+              << std::right << std::setw(9) << fixed(v("forward_seconds"), 2) << std::setw(10)
+              << fixed(v("backward_seconds"), 2) << std::setw(9) << fixed(v("encode_seconds"), 2) << std::setw(9)
+              << fixed(v("decode_seconds"), 2) << std::setw(11) << fixed(v("comm_wait_seconds"), 2) << std::setw(9)
+              << fixed(v("idle_seconds"), 2) << std::setw(6) << fixed(100 * wait, 1) << "%" << std::setw(9)
+              << fixed(v("sent_bytes") / 1e6, 1) << std::setw(9) << fixed(v("received_bytes") / 1e6, 1) << "\n";
   }
+}
+
+// The bubble of the run's training schedule, simulated with unit costs.
+double simulated_bubble(const RunConfig& config, Trainer& trainer) {
+  const int m = static_cast<int>(std::min<int64_t>(config.chunks, config.batch_size));
+  const int client = trainer.strategy().mode() == "parallel" ? -1 : 0;
+  return simulate(trainer.schedule(client, m, false)).bubble_fraction;
 }
 
 // Per-client numbers of one epoch, gathered from every rank to rank 0. A client's link waits
@@ -439,8 +524,10 @@ void run(const RunConfig& config, ControlPlane& world) {
   prepare_checkpoint_dir(config, world, !resumed);
   std::string path;
   auto file = open_run_file(config, world, path, resumed);
-  const auto names = rank_row(trainer.executor().counters(), 0);
-  std::vector<std::vector<double>> totals(world.size(), std::vector<double>(names.size(), 0.0));
+  const auto counter_columns = rank_counter_columns();
+  std::vector<std::vector<double>> totals(world.size(), std::vector<double>(counter_columns.size(), 0.0));
+  const double simulated_bubble_fraction = simulated_bubble(config, trainer);
+  const int boundaries = plan.pipeline_length() - 1;
   try {
     const auto hosts = world.gather_strings(hostname());
     // Checkpoints name the run file absolutely: a resume may start in another directory.
@@ -463,7 +550,12 @@ void run(const RunConfig& config, ControlPlane& world) {
         // its first epoch finds 0 rows, not missing datasets.
         file->create_table("epochs", column_names(EpochRow{}.columns()));
         file->create_matrix_series("confusion", data->train.num_classes, data->train.num_classes);
-        for (int r = 0; r < world.size(); ++r) file->create_table("ranks/rank" + std::to_string(r), column_names(names));
+        const int64_t counters = static_cast<int64_t>(counter_columns.size());
+        for (int r = 0; r < world.size(); ++r)
+          file->create_series("ranks/rank" + std::to_string(r) + "/counters", {counters}, counter_columns);
+        const auto traffic_columns = boundary_traffic_columns();
+        file->create_series("boundaries/traffic", {boundaries, static_cast<int64_t>(traffic_columns.size())},
+                            traffic_columns);
         const std::vector<std::vector<double>> no_values(
             world.size(), std::vector<double>(ClientColumns::kOwn + world.size(), 0.0));
         const auto client_rows = ClientColumns::rows(no_values, E, 0);
@@ -530,17 +622,22 @@ void run(const RunConfig& config, ControlPlane& world) {
                                std::to_string(train.next_step) + "; " + where +
                                (config.checkpoint_dir.empty() ? "" : "; continue with --resume"));
       }
+      const RankCounters train_counters = trainer.executor().counters();  // training alone, before the test pass
+      const auto eval_start = Clock::now();
       const PassStats test = trainer.evaluate();
+      const double eval_seconds = std::chrono::duration<double>(Clock::now() - eval_start).count();
       // A resumed epoch counts the training seconds before its checkpoint too.
       const double epoch_seconds =
           std::chrono::duration<double>(Clock::now() - epoch_start).count() + (before ? before->seconds : 0.0);
-      std::vector<double> values;
-      for (const auto& [name, value] : rank_row(trainer.executor().counters(), epoch_seconds)) values.push_back(value);
-      const auto gathered = world.gather(values);
+      const RankEpoch measured =
+          RankEpoch::measure(train_counters, trainer.executor().counters(), epoch_seconds, eval_seconds, peak_rss_bytes());
+      std::vector<RankEpoch> every_rank;
+      for (const auto& values : world.gather(measured.flatten())) every_rank.push_back(measured.unflatten(values));
       const auto per_client =
           world.gather(ClientColumns::of_rank(train, trainer.edge_sync(), trainer.executor().counters()));
       if (root) {
         const auto client_rows = ClientColumns::rows(per_client, E, epoch);
+        const EpochTraffic traffic = EpochTraffic::combine(every_rank);
         double samples = 0, loss_sum = 0, correct = 0, sync_seconds = 0, sync_bytes = 0;
         for (int c = 0; c < E; ++c) {  // the clients' own sums, not their rounded means
           samples += per_client[c][0];
@@ -565,21 +662,26 @@ void run(const RunConfig& config, ControlPlane& world) {
                                               epoch_seconds,
                                               train.seconds,
                                               static_cast<double>(trainer.steps_per_epoch()),
+                                              samples,
                                               samples_per_second,
                                               static_cast<double>(train.skipped_steps),
                                               sync_seconds,
                                               sync_bytes,
+                                              traffic.train_wire_bytes,
+                                              traffic.train_raw_bytes,
+                                              traffic.eval_wire_bytes,
+                                              traffic.act_compression,
+                                              traffic.grad_compression,
+                                              traffic.bubble_fraction,
+                                              simulated_bubble_fraction,
                                               peak_rss_bytes()}
                                            .columns());
           file->append_matrix("confusion", test.confusion);
           for (int r = 0; r < world.size(); ++r) {
-            std::vector<std::pair<std::string, double>> rank_values;
-            for (size_t i = 0; i < names.size(); ++i) {
-              rank_values.emplace_back(names[i].first, gathered[r][i]);
-              totals[r][i] += gathered[r][i];
-            }
-            file->append_row("ranks/rank" + std::to_string(r), rank_values);
+            file->append_series("ranks/rank" + std::to_string(r) + "/counters", traffic.rank_counters[r]);
+            for (size_t i = 0; i < counter_columns.size(); ++i) totals[r][i] += traffic.rank_counters[r][i];
           }
+          file->append_series("boundaries/traffic", traffic.boundary_traffic);
           for (int c = 0; c < E; ++c) file->append_row("clients/" + std::to_string(c), client_rows[c]);
         } catch (const Error&) {
           try {
@@ -615,13 +717,7 @@ void run(const RunConfig& config, ControlPlane& world) {
       std::string digest_list;
       for (size_t r = 0; r < digests.size(); ++r) digest_list += (r ? "," : "") + digests[r];
       file->set_attribute("weights_digest", digest_list);
-      const int epochs_run = config.epochs - first_epoch;
-      for (auto& rank_totals : totals)  // ratios are per epoch; report their mean
-        for (size_t i = 0; i < names.size(); ++i)
-          if (names[i].first.find("rel_error") != std::string::npos || names[i].first == "bubble_fraction" ||
-              names[i].first == "peak_rss_bytes")
-            rank_totals[i] /= std::max(epochs_run, 1);
-      print_time_table(plan, names, totals);
+      print_time_table(plan, totals);
       file->finish("complete");
       std::cout << "wrote " << path << std::endl;
     }

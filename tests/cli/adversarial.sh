@@ -16,7 +16,7 @@
 #     scratch directory (pgrep -f) or whose working directory is in it;
 #   - every run file found: root attribute status "complete", "interrupted: ..." or "failed: ..."
 #     (never "running" once the processes are gone, unless rank 0 itself was SIGKILLed; no C++
-#     backtrace in it), and /epochs/*, /confusion (first dim), /ranks/rank<r>/*, /clients/<c>/*
+#     backtrace in it), and /epochs/*, /confusion and /boundaries/traffic (first dim), /ranks/rank<r>/*, /clients/<c>/*
 #     all with the same number of rows;
 #   - a file that existed before a refused or failed run is byte-identical after it (cmp);
 #   - no *.tmp file in any checkpoint directory and no temporary run file (*.partial) left.
@@ -65,7 +65,7 @@ done
 # --- Python helpers (written once) ----------------------------------------------------------
 
 # runfile_check.py FILE ALLOW-RUNNING [ATTR...]: one key=value a line: status, rows (the common row
-# count of /epochs/*, /confusion, /ranks/rank<r>/*, /clients/<c>/*, or "unequal"), ranks,
+# count of /epochs/*, /confusion, /boundaries/traffic, /ranks/rank<r>/*, /clients/<c>/*, or "unequal"), ranks,
 # clients, attr.NAME for each ATTR, and problem=... for every broken generic invariant.
 cat >"$work/runfile_check.py" <<'PY'
 import os, sys
@@ -102,6 +102,8 @@ with f:
         add(f["epochs"])
     if "confusion" in f:
         counts["/confusion"] = f["confusion"].shape[0]
+    if "boundaries/traffic" in f:
+        counts["/boundaries/traffic"] = f["boundaries/traffic"].shape[0]
     ranks = sorted((k for k in f["ranks"] if isinstance(f["ranks"][k], h5py.Group)), key=lambda k: int(k[4:]) if k[4:].isdigit() else -1) if "ranks" in f else []
     for r in ranks:
         add(f["ranks"][r])
@@ -116,7 +118,9 @@ with f:
     print(f"ranks={' '.join(ranks)}")
     print(f"clients={' '.join(clients)}")
     for name in attrs:
-        print(f"attr.{name}={one_line(f.attrs[name]) if name in f.attrs else '<missing>'}")
+        # Root attributes, or an option (typed, in /options).
+        owner = f if name in f.attrs else f["options"] if "options" in f and name in f["options"].attrs else None
+        print(f"attr.{name}={one_line(owner.attrs[name]) if owner is not None else '<missing>'}")
     ok = status == "complete" or status.startswith("interrupted: ") or status.startswith("failed: ") \
         or (allow_running and status == "running")
     if not ok:

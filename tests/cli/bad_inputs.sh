@@ -87,6 +87,8 @@ synthetic=(--dataset synthetic --synthetic-train 64 --synthetic-test 32 --epochs
 # Usage errors found while parsing (exit 2). tests/unit/test_cli.cpp checks many more values
 # in-process; these rows check that the binary turns them into one message and exit code 2.
 row "unknown option" 0 2 "--no-such-option" -- --no-such-option 3
+row "option prefix is not guessed" 0 2 "did you mean --chunks" -- --chunk 4
+row "repeated option" 0 2 "--threads' is given more than once" -- --threads 2 --threads 3
 row "ill-typed integer" 0 2 "--epochs" -- --epochs abc
 row "missing value" 0 2 "--batch-size" -- --epochs 2 --batch-size
 row "epochs 0" 0 2 "--epochs" -- --epochs 0

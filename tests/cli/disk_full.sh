@@ -58,7 +58,7 @@ if not status.startswith("failed: ") or "No space left on device" not in status:
     problems.append(f"status {status!r} does not record the full disk")
 if "\n" in status:
     problems.append("status spans several lines")
-counts = {"confusion": f["confusion"].shape[0]}
+counts = {"confusion": f["confusion"].shape[0], "boundaries/traffic": f["boundaries/traffic"].shape[0]}
 for group in ["epochs", "ranks/rank0", "ranks/rank1", "clients/0"]:
     for name, dataset in f[group].items():
         counts[f"{group}/{name}"] = dataset.shape[0]

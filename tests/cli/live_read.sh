@@ -22,7 +22,7 @@ import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 status = f.attrs["status"]
 status = status.decode() if isinstance(status, bytes) else status
-rows = {f["confusion"].shape[0]} | {d.shape[0] for d in f["epochs"].values()}
+rows = {f["confusion"].shape[0], f["boundaries/traffic"].shape[0]} | {d.shape[0] for d in f["epochs"].values()}
 rows |= {d.shape[0] for d in f["ranks/rank0"].values()} | {d.shape[0] for d in f["clients/0"].values()}
 problems = []
 if status != "running":
@@ -49,7 +49,8 @@ import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 status = f.attrs["status"]
 status = status.decode() if isinstance(status, bytes) else status
-needed = ["epochs/epoch", "epochs/test_acc", "confusion", "ranks/rank0/forward_seconds", "clients/0/samples"]
+needed = ["epochs/epoch", "epochs/test_acc", "confusion", "ranks/rank0/counters", "boundaries/traffic",
+          "clients/0/samples"]
 missing = [n for n in needed if n not in f]
 nonempty = [n for n in needed if n in f and f[n].shape[0] != 0]
 print(f"  status {status!r}; missing {missing}; not empty {nonempty}")

@@ -25,6 +25,7 @@
 #include "splitpipe/lr_schedule.hpp"
 #include "splitpipe/model.hpp"
 #include "splitpipe/mpi_world.hpp"
+#include "splitpipe/run_schema.hpp"
 #include "splitpipe/trainer.hpp"
 
 extern char** environ;
@@ -328,8 +329,8 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-std::string string_attribute(const H5::H5File& file, const std::string& name) {
-  const H5::Attribute attribute = file.openGroup("/").openAttribute(name);
+std::string string_attribute(const H5::H5File& file, const std::string& name, const std::string& group = "/") {
+  const H5::Attribute attribute = file.openGroup(group).openAttribute(name);
   std::string value;
   attribute.read(attribute.getStrType(), value);
   return value;
@@ -372,7 +373,13 @@ TEST(Train, RunWritesACompleteRunFile) {
   const std::string resolved = string_attribute(file, "resolved_config");
   EXPECT_NE(resolved.find("model = lenet5"), std::string::npos) << resolved;
   EXPECT_NE(resolved.find("epochs = 3"), std::string::npos) << resolved;
-  EXPECT_EQ(string_attribute(file, "model"), "lenet5");  // each option is also its own attribute
+  // Each option is also its own typed attribute of /options.
+  EXPECT_EQ(string_attribute(file, "model", "/options"), "lenet5");
+  int64_t stored_epochs = 0;
+  const H5::Attribute epochs_attribute = file.openGroup("/options").openAttribute("epochs");
+  EXPECT_EQ(epochs_attribute.getTypeClass(), H5T_INTEGER);
+  epochs_attribute.read(H5::PredType::NATIVE_INT64, &stored_epochs);
+  EXPECT_EQ(stored_epochs, 3);
 
   // /epochs: one row per epoch in every column, epochs numbered 1..N.
   const H5::Group epochs_group = file.openGroup("/epochs");
@@ -418,7 +425,12 @@ TEST(Train, RunWritesACompleteRunFile) {
   EXPECT_EQ(column(file, "/model/index").size(), blocks);
 
   // /ranks: the single process is rank 0 with one row of counters per epoch.
-  EXPECT_EQ(column(file, "/ranks/rank0/epoch_seconds").size(), static_cast<size_t>(epochs));
+  const H5::DataSet counters = file.openDataSet("/ranks/rank0/counters");
+  hsize_t dims[2] = {0, 0};
+  ASSERT_EQ(counters.getSpace().getSimpleExtentNdims(), 2);
+  counters.getSpace().getSimpleExtentDims(dims);
+  EXPECT_EQ(dims[0], static_cast<hsize_t>(epochs));
+  EXPECT_EQ(dims[1], splitpipe::schema_columns("/ranks/rank<r>/counters").size());
   file.close();
   fs::remove_all(dir);
 }

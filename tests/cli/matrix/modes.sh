@@ -93,6 +93,11 @@ import h5py
 def text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
+def counter(f, rank, name):
+    """Column `name` of /ranks/rank<rank>/counters, one value per epoch."""
+    table = f[f"ranks/rank{rank}/counters"]
+    return table[:, [text(c) for c in table.attrs["columns"]].index(name)]
+
 with h5py.File(sys.argv[1], "r") as f:
     print(eval(sys.argv[2]))
 PY
@@ -118,7 +123,9 @@ import h5py
 path, rows, clients, ranks = sys.argv[1], *map(int, sys.argv[2:])
 columns = {
     "epochs": ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "train_seconds",
-               "steps", "samples_per_second", "skipped_steps", "edge_sync_seconds", "edge_sync_bytes", "peak_rss_bytes"],
+               "steps", "train_samples", "samples_per_second", "skipped_steps", "edge_sync_seconds", "edge_sync_bytes",
+               "train_wire_bytes", "train_raw_bytes", "eval_wire_bytes", "act_compression", "grad_compression",
+               "bubble_fraction", "simulated_bubble_fraction", "peak_rss_bytes"],
     "clients": ["epoch", "samples", "loss", "accuracy", "train_seconds", "edge_sync_seconds", "edge_sync_bytes",
                 "sent_bytes", "received_bytes", "link_wait_seconds"],
 }
@@ -139,6 +146,9 @@ try:
         confusion = f["confusion"].shape[0] if "confusion" in f else "missing"
         counts.append(f"confusion {confusion}")
         ok = ok and confusion == rows
+        traffic = f["boundaries/traffic"].shape[0] if "boundaries/traffic" in f else "missing"
+        counts.append(f"boundaries/traffic {traffic}")
+        ok = ok and traffic == rows
         others = sorted(set(f["clients"]) - {str(c) for c in range(clients)}) if "clients" in f else []
         if others:
             counts.append(f"unexpected clients/{', clients/'.join(others)}")
@@ -186,7 +196,7 @@ check "reference run file: 4 rows everywhere ($counts)" $?
 samples=$(h5 ref.h5 "sorted({int(x) for c in f['clients'] for x in f['clients'][c]['samples'][:]})")
 same "every client trains on $((512 / clients)) samples per epoch (${samples:-unreadable})" "$samples" "[$((512 / clients))]"
 if [[ $mode != single ]]; then
-  attrs=$(h5 ref.h5 "text(f.attrs['client-mode']) + ' ' + text(f.attrs['edge-ranks'])")
+  attrs=$(h5 ref.h5 "text(f['options'].attrs['client-mode']) + ' ' + text(f['options'].attrs['edge-ranks'])")
   same "run file says client_mode $mode, edge_ranks 2 (${attrs:-unreadable})" "$attrs" "$mode 2"
 fi
 ref_digest=$(digest ref.h5)
@@ -266,8 +276,8 @@ timeout --kill-after=5 120 "$mpiexec" -np $((np + 1)) "${mpirun_flags[@]}" "$bin
   --epochs 1 --server-split time --output split.h5 >split.log 2>&1 </dev/null
 rc=$?
 split=$(h5 split.h5 "(text(f.attrs['status']), [text(r) for r in f['ranks/role'][:]].count('server'),
-  [round(float(f[f'ranks/rank{r}/forward_seconds'][0]), 4) > 0 for r in range($np + 1)],
-  [float(f[f'ranks/rank{r}/step_seconds'][0]) > 0 for r in range($np + 1)])")
+  [round(float(counter(f, r, 'forward_seconds')[0]), 4) > 0 for r in range($np + 1)],
+  [float(counter(f, r, 'step_seconds')[0]) > 0 for r in range($np + 1)])")
 [[ $rc -eq 0 && $split == "('complete', $((2 * clients)), [$(printf 'True, %.0s' $(seq $np))True], [$(printf 'True, %.0s' $(seq $np))True])" ]]
 check "--server-split time over 2 servers: exit $rc; (status, server stages, forward>0 per rank, step>0 per rank) = ${split:-unreadable}" $? split.log
 
