@@ -1,12 +1,14 @@
 """What the Python benchmarks under tools/ share: where the build is, how a job is launched
-(mpirun flags for this machine) and how its run file is read back."""
+(mpirun flags for this machine) and how its run file is read back (through runfile.py)."""
 import os
 import subprocess
 import sys
 
-import h5py
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import runfile  # noqa: E402  (sets HDF5_USE_FILE_LOCKING before h5py loads)
+import h5py  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 BUILD = os.environ.get("BUILD_DIR", os.path.join(ROOT, "build"))
 BINARY = os.path.join(BUILD, "splitpipe")
 
@@ -30,6 +32,15 @@ def run_job(binary, options, ranks, output):
 
 
 def train_rate(binary, options, ranks, output):
-    """Training samples/s of the last epoch of one job."""
-    with h5py.File(run_job(binary, options, ranks, output), "r") as f:
-        return float(f["epochs/samples_per_second"][-1])
+    """Training samples/s of the last epoch of one job. tools/bench-libtorch also runs binaries
+    older than format_version 2, which runfile refuses; /epochs/samples_per_second is the same
+    dataset in format_version 1, so that one column is read from such a file directly."""
+    path = run_job(binary, options, ranks, output)
+    try:
+        with runfile.open_run(path) as run:
+            return float(run.epochs["samples_per_second"][-1])
+    except runfile.RunFileError:
+        with h5py.File(path, "r") as f:
+            if int(f.attrs.get("format_version", 0)) != 1:
+                raise
+            return float(f["epochs/samples_per_second"][-1])

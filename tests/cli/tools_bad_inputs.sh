@@ -3,13 +3,14 @@
 # message, never a Python traceback, and nothing is lost:
 #   sweep:  a binary sweep file; the README's sweep example with its end-of-line comments; a
 #           corrupt manifest.json (refused, left byte for byte) and a good one (its history kept);
-#   report: good run files next to empty, truncated, non-HDF5, foreign (no format_version) and
-#           damaged ones (each skipped with its reason, the good ones reported); a damaged
-#           manifest.json; a run whose writer still holds the run file's lock (`running`) or
-#           no longer does (`ended without status`); a file another process holds open for
-#           writing under HDF5's own file locking.
-# The run files are made with h5py in the layout splitpipe writes, so no training runs; the
-# splitpipe that tools/sweep asks for --help (and --local runs) is a stub.
+#   report: good run files next to empty, truncated, non-HDF5, foreign (no format_version),
+#           format_version 1 and 3, and damaged ones (each skipped with its reason, the good
+#           ones reported); a damaged manifest.json; a run whose writer still holds the run
+#           file's lock (`running`) or no longer does (`ended without status`); a file another
+#           process holds open for writing under HDF5's own file locking.
+# The run files are made with h5py in the layout splitpipe writes (format_version 2, by
+# tests/cli/lib/make_runfile.py), so no training runs; the splitpipe that tools/sweep asks for
+# --help (and --local runs) is a stub.
 #
 # Usage: tools_bad_inputs.sh [<splitpipe binary> <mpiexec> "<mpirun flags>"]
 #   The binary, when given (or built), only lends the stub its --help text; all are optional.
@@ -30,6 +31,9 @@ trap cleanup EXIT
 unset HDF5_USE_FILE_LOCKING
 
 # --- Run files in splitpipe's layout ------------------------------------------------------------
+# The run files come from tests/cli/lib/make_runfile.py, which writes format_version 2 as the
+# schema lays it out.
+export SPLITPIPE_TEST_LIB=$source_dir/tests/cli/lib
 cat >"$work/fixtures.py" <<'PY'
 """fixtures.py KIND PATH [ARG]: writes a run-file-like file at PATH, or holds a lock on one."""
 import fcntl
@@ -38,7 +42,8 @@ import struct
 import sys
 import time
 
-os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+sys.path.insert(0, os.environ["SPLITPIPE_TEST_LIB"])
+import make_runfile  # noqa: E402  (sets HDF5_USE_FILE_LOCKING before h5py loads)
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -47,40 +52,10 @@ arg = sys.argv[3] if len(sys.argv) > 3 else None
 LOCK_OFFSET = 1 << 40  # where splitpipe holds its writer's lock
 
 
-def column(group, name, values):  # extensible 1-D float64, as RunFile::append_row makes them
-    group.create_dataset(name, data=np.asarray(values, dtype=float), maxshape=(None,), chunks=(64,))
-
-
-def run_file(path, status="complete", epochs_done=2, edge_first=1, epochs_group=True):
-    options = {"epochs": "2", "edge-first": str(edge_first), "edge-last": "1", "model": "lenet5",
-               "dataset": "synthetic", "fwd-codec": "none", "output": path}
-    with h5py.File(path, "w") as f:
-        f.attrs["format_version"] = np.int64(1)
-        f.attrs["status"] = status
-        f.attrs["start_time"] = "2026-01-01T00:00:00+0000"
-        f.attrs["world_size"] = np.int64(2)
-        for name, value in options.items():
-            f.attrs[name] = value
-        f.attrs["resolved_config"] = "[train]\n" + "".join(f"{k} = {v}\n" for k, v in options.items())
-        model = f.create_group("model")
-        model["index"] = np.arange(5, dtype=float)
-        model["name"] = np.array([b"conv1", b"conv2", b"fc1", b"fc2", b"fc3"], dtype=object)
-        model["output_shape"] = np.array([b"6x14x14", b"16x5x5", b"120", b"84", b"10"],
-                                         dtype=h5py.string_dtype())
-        ranks = f.create_group("ranks")
-        ranks["rank"], ranks["first_block"], ranks["end_block"] = [0.0, 1.0], [0.0, 1.0], [1.0, 5.0]
-        for r in (0, 1):
-            g = ranks.create_group(f"rank{r}")
-            column(g, "peak_rss_bytes", [1e8 + r] * epochs_done)
-            for direction in ("act", "grad"):
-                column(g, f"boundary0_{direction}_raw_bytes", [4704.0 * 64] * epochs_done)
-                column(g, f"boundary0_{direction}_sent_bytes", [4704.0 * 16] * epochs_done)
-        if epochs_group:
-            e = f.create_group("epochs")
-            column(e, "epoch", range(1, epochs_done + 1))
-            column(e, "test_acc", [0.5 + 0.1 * i + 0.01 * edge_first for i in range(epochs_done)])
-            column(e, "samples_per_second", [1000.0 + i for i in range(epochs_done)])
-            column(e, "train_loss", [1.0 / (i + 1) for i in range(epochs_done)])
+def run_file(path, status="complete", rows=2, edge_first=1, format_version=2):
+    make_runfile.write_run(path, status=status, epochs=2, rows=rows, options={"edge-first": edge_first},
+                           test_acc=[0.5 + 0.1 * i + 0.01 * edge_first for i in range(rows)],
+                           format_version=format_version)
 
 
 def hold(ready, lock):
@@ -104,16 +79,18 @@ def ofd_lock(fd):  # what splitpipe takes: an open-file-description lock (Linux 
 if kind == "good":
     run_file(path, edge_first=int(arg or 1))
 elif kind == "running":  # 1 of 2 epochs so far
-    run_file(path, status="running", epochs_done=1)
-elif kind == "stopped-before-first-epoch":  # killed during setup: no /epochs at all
-    run_file(path, status="running", epochs_done=0, epochs_group=False)
+    run_file(path, status="running", rows=1)
+elif kind == "stopped-before-first-epoch":  # killed during its first epoch: every table has 0 rows
+    run_file(path, status="running", rows=0)
+elif kind == "version":  # a complete run file of another format_version (ARG)
+    run_file(path, format_version=int(arg))
 elif kind == "foreign":  # some other program's HDF5 file
     with h5py.File(path, "w") as f:
         f.create_group("data")["x"] = np.arange(10.0)
         f.attrs["creator"] = "not splitpipe"
 elif kind == "bad-layout":  # claims to be a run file, but /epochs is a dataset
     with h5py.File(path, "w") as f:
-        f.attrs["format_version"] = np.int64(1)
+        f.attrs["format_version"] = np.int64(2)
         f.attrs["status"] = "complete"
         f["epochs"] = np.arange(4.0)
 elif kind == "no-epoch-column":  # rows in /epochs, but not the epoch number
@@ -294,9 +271,11 @@ fixture foreign "$dir/foreign.h5"
 fixture bad-layout "$dir/bad-layout.h5"
 fixture no-epoch-column "$dir/no-epoch-column.h5"
 fixture stopped-before-first-epoch "$dir/stopped.h5"
+fixture version "$dir/version1.h5" 1
+fixture version "$dir/version3.h5" 3
 report "$work/r4.log" "$dir" --out "$work/r4"
 log=$work/r4.log
-expect report-good-among-bad "$log" "$code" 0 "3 run(s), 2 complete" "skipped 6 file(s)" \
+expect report-good-among-bad "$log" "$code" 0 "3 run(s), 2 complete" "skipped 8 file(s)" \
   -- '[[ $(grep -c ",complete,2/2," "$work/r4/summary.csv") == 2 && -s $work/r4/accuracy_per_epoch.png ]]' \
   "2 complete rows + plots"
 expect report-zero-bytes "$log" "$code" 0 "zero.h5: empty file (0 bytes)"
@@ -305,6 +284,9 @@ expect report-truncated "$log" "$code" 0 "truncated.h5: truncated HDF5 file ("
 expect report-foreign-h5 "$log" "$code" 0 "foreign.h5: not a splitpipe run file (no root attribute format_version)"
 expect report-bad-layout "$log" "$code" 0 "bad-layout.h5: /epochs is not a group"
 expect report-no-epoch-column "$log" "$code" 0 "no-epoch-column.h5: /epochs has 2 row(s) but no epoch column"
+expect report-format-version-1 "$log" "$code" 0 \
+  "version1.h5: written by an older splitpipe (format_version 1); re-run it or read it with that version's tools"
+expect report-format-version-3 "$log" "$code" 0 "version3.h5: written by a newer splitpipe (format_version 3)"
 expect report-before-first-epoch "$log" "$code" 0 "not complete: stopped: ended without status" \
   -- 'grep -q "^stopped,\\(.*,\\)\\?ended without status,0/2," "$work/r4/summary.csv"' "a row, 0/2 epochs"
 

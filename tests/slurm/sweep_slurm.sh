@@ -3,7 +3,8 @@
 # and slurmd; tools/sweep submits a 4-point sweep (2 partitions x 2 codecs, tiny synthetic runs,
 # 2 ranks each) as one job array; every task must complete and write a complete run file; a
 # second tools/sweep must find nothing to do; a bad sweep file must submit nothing; tools/report
-# must tabulate 4 complete runs and draw its plots. The daemons are stopped on every exit.
+# must tabulate 4 complete runs and draw the plots of what was swept. The daemons are stopped
+# on every exit.
 #
 # usage: sweep_slurm.sh SPLITPIPE_BINARY SOURCE_DIR
 # Needs root and Debian's slurm-wlm + munge. Without them the test is skipped (exit 77) unless
@@ -176,9 +177,15 @@ complete_rows=$(grep -c ',complete,2/2,' "$work/report/summary.csv" || true)
 [[ $complete_rows -eq 4 ]] || fail "summary.csv has $complete_rows complete rows, expected 4"
 md_rows=$(grep -c '^| edge-first-' "$work/report/summary.md" || true)
 [[ $md_rows -eq 4 ]] || fail "summary.md has $md_rows rows, expected 4"
-for png in accuracy_per_epoch throughput_vs_compression accuracy_vs_edge_layers; do
+header=$(head -n 1 "$work/report/summary.csv")
+for column in "wire bytes/train sample" "act wire/raw" "grad wire/raw" pareto; do
+  [[ $header == *"$column"* ]] || fail "summary.csv has no column '$column': $header"
+done
+# Codecs and the cut were swept, the link was not.
+for png in accuracy_per_epoch accuracy_vs_bytes cut; do
   file=$work/report/$png.png
   [[ -s $file ]] || fail "$png.png missing"
   [[ $(head -c 8 "$file" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] || fail "$png.png is not a PNG"
 done
+[[ ! -e $work/report/throughput_vs_link.png ]] || fail "throughput_vs_link.png drawn though the link was not swept"
 echo "PASS"
