@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace splitpipe {
 
@@ -31,6 +32,9 @@ struct CheckpointPosition {
   double loss_sum = 0, correct = 0, seconds = 0, active_seconds = 0;
   int64_t samples = 0, skipped_steps = 0;
   at::Tensor confusion;
+  // This rank's pipeline counters (RankCounters::values) up to `step`, so a resumed epoch's
+  // traffic and time counts are those of the whole epoch; empty at an epoch's end.
+  std::vector<double> counters;
 };
 
 // Collective, before training. A fresh run never mixes its checkpoints with an older run's:

@@ -78,8 +78,10 @@ struct RankCounters {
   std::vector<double> peer_sent_bytes, peer_received_bytes, peer_link_wait_seconds;
 
   void reset();
-  // Flat (name, value) row; names are identical on every rank.
-  std::vector<std::pair<std::string, double>> row() const;
+  // Every counter as one flat list (same layout on every run of the same plan), and the sum
+  // of such a list into these counters (a resumed epoch adds what came before its checkpoint).
+  std::vector<double> values() const;
+  void add(const std::vector<double>& values);
 };
 
 class PipelineExecutor {

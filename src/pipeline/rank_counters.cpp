@@ -1,36 +1,45 @@
+#include <stdexcept>
+
 #include "splitpipe/pipeline.hpp"
 
 namespace splitpipe {
+namespace {
 
-void RankCounters::reset() {
-  forward_seconds = backward_seconds = encode_seconds = decode_seconds = wait_seconds = step_seconds = 0;
-  for (auto* table : {&bytes_sent, &bytes_received, &raw_bytes_sent, &messages_sent, &error_sum, &error_samples,
-                      &encode_seconds_at, &decode_seconds_at, &link_wait_seconds_at})
-    for (auto& cell : *table) cell = {0.0, 0.0};
-  for (auto* table : {&peer_sent_bytes, &peer_received_bytes, &peer_link_wait_seconds})
-    for (auto& cell : *table) cell = 0.0;
+// Visits every counter in one fixed order, so values() and add() agree on the layout.
+template <typename Counters, typename Visit>
+void each_counter(Counters& c, Visit&& visit) {
+  for (auto* scalar : {&c.forward_seconds, &c.backward_seconds, &c.encode_seconds, &c.decode_seconds, &c.wait_seconds,
+                       &c.step_seconds})
+    visit(*scalar);
+  for (auto* table : {&c.bytes_sent, &c.bytes_received, &c.raw_bytes_sent, &c.messages_sent, &c.error_sum,
+                      &c.error_samples, &c.encode_seconds_at, &c.decode_seconds_at, &c.link_wait_seconds_at})
+    for (auto& cell : *table) {
+      visit(cell[0]);
+      visit(cell[1]);
+    }
+  for (auto* table : {&c.peer_sent_bytes, &c.peer_received_bytes, &c.peer_link_wait_seconds})
+    for (auto& cell : *table) visit(cell);
 }
 
-std::vector<std::pair<std::string, double>> RankCounters::row() const {
-  std::vector<std::pair<std::string, double>> row{{"forward_seconds", forward_seconds},
-                                                  {"backward_seconds", backward_seconds},
-                                                  {"encode_seconds", encode_seconds},
-                                                  {"decode_seconds", decode_seconds},
-                                                  {"comm_wait_seconds", wait_seconds},
-                                                  {"step_seconds", step_seconds}};
-  for (size_t b = 0; b < bytes_sent.size(); ++b)
-    for (int g = 0; g < 2; ++g) {
-      const std::string prefix = "boundary" + std::to_string(b) + (g ? "_grad_" : "_act_");
-      row.emplace_back(prefix + "sent_bytes", bytes_sent[b][g]);
-      row.emplace_back(prefix + "received_bytes", bytes_received[b][g]);
-      row.emplace_back(prefix + "raw_bytes", raw_bytes_sent[b][g]);
-      row.emplace_back(prefix + "messages", messages_sent[b][g]);
-      row.emplace_back(prefix + "encode_seconds", encode_seconds_at[b][g]);
-      row.emplace_back(prefix + "decode_seconds", decode_seconds_at[b][g]);
-      row.emplace_back(prefix + "link_wait_seconds", link_wait_seconds_at[b][g]);
-      row.emplace_back(prefix + "rel_error", error_samples[b][g] > 0 ? error_sum[b][g] / error_samples[b][g] : 0.0);
-    }
-  return row;
+}  // namespace
+
+void RankCounters::reset() {
+  each_counter(*this, [](double& value) { value = 0; });
+}
+
+std::vector<double> RankCounters::values() const {
+  std::vector<double> out;
+  each_counter(*this, [&](const double& value) { out.push_back(value); });
+  return out;
+}
+
+void RankCounters::add(const std::vector<double>& values) {
+  size_t i = 0;
+  const size_t expected = this->values().size();
+  if (values.size() != expected)
+    throw std::invalid_argument("RankCounters::add: " + std::to_string(values.size()) + " values for " +
+                                std::to_string(expected) + " counters");
+  each_counter(*this, [&](double& value) { value += values[i++]; });
 }
 
 }  // namespace splitpipe

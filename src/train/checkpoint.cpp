@@ -195,6 +195,8 @@ std::string save_checkpoint(const RunConfig& config, const CheckpointPosition& p
     archive.write("samples", c10::IValue(position.samples));
     archive.write("skipped_steps", c10::IValue(position.skipped_steps));
     if (position.confusion.defined()) archive.write("confusion", position.confusion, true);
+    if (!position.counters.empty())
+      archive.write("counters", at::tensor(at::ArrayRef<double>(position.counters), at::kDouble), true);
     trainer.state().save(archive);
     // Serialized in memory and written by us: LibTorch's own writer reports a full disk
     // without the reason, and the checksum is computed on the very bytes written.
@@ -309,6 +311,11 @@ std::optional<CheckpointPosition> load_checkpoint(const RunConfig& config, Train
     position.run_id = text("run_id");
     at::Tensor confusion;
     if (archive.try_read("confusion", confusion, true)) position.confusion = confusion;
+    at::Tensor counters;
+    if (archive.try_read("counters", counters, true)) {
+      counters = counters.to(at::kDouble).contiguous();
+      position.counters.assign(counters.data_ptr<double>(), counters.data_ptr<double>() + counters.numel());
+    }
     // Every reason to refuse in one message: a user fixes them all at once.
     archive.read("options", value);
     const std::string changed = differences(decode_options(value.toStringRef()), defining_options(config));

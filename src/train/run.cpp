@@ -592,6 +592,8 @@ void run(const RunConfig& config, ControlPlane& world) {
       const int64_t first_step = resumed && epoch == resumed->epoch ? resumed->step : 0;
       std::optional<PassStats> before;  // this rank's part of the epoch before the checkpoint
       if (first_step > 0) {
+        // The counters too: the epoch's traffic and times are the whole epoch's, as if uninterrupted.
+        if (!resumed->counters.empty()) trainer.executor().counters().add(resumed->counters);
         before.emplace();
         before->loss_sum = resumed->loss_sum;
         before->correct = resumed->correct;
@@ -614,7 +616,8 @@ void run(const RunConfig& config, ControlPlane& world) {
                                     train.active_seconds,
                                     train.samples,
                                     train.skipped_steps,
-                                    train.confusion};
+                                    train.confusion,
+                                    trainer.executor().counters().values()};
         const std::string where = config.checkpoint_dir.empty()
                                       ? std::string("no --checkpoint-dir, nothing saved")
                                       : "checkpoint " + save_checkpoint(config, position, trainer, world);

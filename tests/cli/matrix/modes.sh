@@ -106,9 +106,14 @@ digest() { h5 "$1" "text(f.attrs['weights_digest'])"; }
 status_of() { h5 "$1" "text(f.attrs['status'])"; }
 epoch_rows() { h5 "$1" "len(f['epochs/epoch'])"; }
 # Per-epoch losses: /epochs train and test, then every client's.
+# Per-epoch losses and the pipeline traffic (bytes and messages per boundary, training and test
+# pass): a resumed run must reproduce them exactly, the interrupted epoch included.
 losses() {
   h5 "$1" "{'train': f['epochs/train_loss'][:].tolist(), 'test': f['epochs/test_loss'][:].tolist(),
-            **{'client ' + c: f['clients'][c]['loss'][:].tolist() for c in sorted(f['clients'], key=int)}}"
+            **{'client ' + c: f['clients'][c]['loss'][:].tolist() for c in sorted(f['clients'], key=int)},
+            'traffic': [f['boundaries/traffic'][:, :, i].tolist()
+                        for i, c in enumerate(f['boundaries/traffic'].attrs['columns'])
+                        if text(c).endswith(('_bytes', '_messages'))]}"
 }
 train_losses() { h5 "$1" "[round(x, 4) for x in f['epochs/train_loss'][:].tolist()]"; }
 
@@ -222,7 +227,7 @@ check "prints \"resuming from epoch 3\" (${line:-no resuming line})" $? resumed.
 same "resumed run file status complete" "$(status_of killed.h5)" complete resumed.log
 same "resumed weights bit-identical to uninterrupted (digest $(digest killed.h5))" "$(digest killed.h5)" "$ref_digest" \
   resumed.log
-same "resumed per-epoch losses (train, test, per client) bit-identical" "$(losses killed.h5)" "$ref_losses" resumed.log
+same "resumed per-epoch losses (train, test, per client) and traffic bit-identical" "$(losses killed.h5)" "$ref_losses" resumed.log
 counts=$(tables killed.h5 4)
 check "resumed run file continues: 4 rows everywhere ($counts)" $?
 
@@ -267,7 +272,7 @@ rc=$?
 check "uninterrupted long run completes (exit $rc)" $rc usr1-full.log
 same "SIGUSR1-resumed weights bit-identical to uninterrupted (digest $(digest usr1.h5))" \
   "$(digest usr1.h5)" "$(digest usr1-full.h5)" usr1-resume.log
-same "SIGUSR1-resumed per-epoch losses (train, test, per client) bit-identical" \
+same "SIGUSR1-resumed per-epoch losses (train, test, per client) and traffic bit-identical" \
   "$(losses usr1.h5)" "$(losses usr1-full.h5)" usr1-resume.log
 
 # --- 3. --server-split time over 2 servers, and the per-rank breakdown ----------------------
