@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "splitpipe/data.hpp"
+#include "splitpipe/transformer_shape.hpp"
 
 namespace splitpipe {
 
@@ -26,6 +27,7 @@ struct RunConfig {
   // [model]
   std::string model = "lenet5";
   std::vector<int64_t> mlp_hidden{1000, 500, 125};
+  TransformerShape transformer;
 
   // [data]
   DataOptions data;

@@ -25,7 +25,7 @@ struct DatasetSplits {
 };
 
 struct DataOptions {
-  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | csv | synthetic
+  std::string dataset = "fashion-mnist";  // one of dataset_names()
   std::string data_dir;                   // empty: the dataset's default directory
   int64_t max_train_samples = 0;          // 0: all
   int64_t max_test_samples = 0;           // 0: all
@@ -35,7 +35,12 @@ struct DataOptions {
   int64_t synthetic_classes = 10;
   int64_t synthetic_train = 2048;
   int64_t synthetic_test = 512;
+  // text datasets (fortunes, text)
+  int64_t seq_len = 128;  // tokens per example: longer texts are cut, shorter ones padded
 };
+
+// fashion-mnist, mnist, cifar10, csv, synthetic, fortunes (Debian's quotations by topic), text.
+std::vector<std::string> dataset_names();
 
 // Default directory of each dataset (Debian's dataset-fashion-mnist for fashion-mnist).
 std::string default_data_dir(const std::string& dataset);
@@ -57,6 +62,28 @@ struct LabelledImages {
   at::Tensor labels;
 };
 LabelledImages read_cifar10_batches(const std::vector<std::string>& paths);
+
+// Byte-level tokens of each text, int64 [N, length]: byte values 1..255, 0-padded, cut at length.
+at::Tensor byte_tokens(const std::vector<std::string>& texts, int64_t length);
+
+// Text classification splits (images = tokens [N, length]) with their class names.
+struct TextSplits {
+  LabelledImages train, test;
+  std::vector<std::string> class_names;
+  std::string note;  // what the reader left out, for the data description
+};
+
+// Debian's fortunes as topic classification: every topic file (no '.' in its name) of `dir`
+// with at least kMinFortunesPerTopic entries (separated by lines holding '%') is a class; the
+// others are dropped and named in `note`. Each topic gives kFortunesTestFraction of its
+// entries, drawn from `seed`, to the test split.
+constexpr int64_t kMinFortunesPerTopic = 100;
+constexpr double kFortunesTestFraction = 0.2;
+TextSplits read_fortunes(const std::string& dir, int64_t length, uint64_t seed);
+
+// Users' text: one example per line, "label<TAB>text"; the classes are the training file's
+// labels in sorted order.
+TextSplits read_labelled_text(const std::string& train_path, const std::string& test_path, int64_t length);
 
 // CSV of numbers: feature columns then one integer label column; an optional header row
 // (a first row that does not parse as numbers) is skipped. Returns {float32 [N,F], int64 [N]}.

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "splitpipe/transformer_shape.hpp"
+
 namespace splitpipe {
 
 struct Block {
@@ -17,10 +19,11 @@ struct Block {
 };
 
 struct ModelSpec {
-  std::string name;                   // lenet5 | mlp | alexnet | vgg16bn | mobilenetv2 | resnet18
+  std::string name;                   // lenet5 | mlp | alexnet | vgg16bn | mobilenetv2 | resnet18 | transformer | vit
   std::vector<int64_t> input_shape;   // per sample, e.g. {1,28,28} or {187}
   int64_t num_classes = 10;
   std::vector<int64_t> mlp_hidden{1000, 500, 125};
+  TransformerShape transformer{};
 };
 
 // Builds the model's blocks with weights drawn from the current torch RNG (seed it first:

@@ -25,6 +25,9 @@
 namespace splitpipe {
 
 // What every rank knows about the data (broadcast from rank 0, which holds it).
+// The model the configuration names, for samples of `sample_shape` and `num_classes` classes.
+ModelSpec model_spec(const RunConfig& config, const std::vector<int64_t>& sample_shape, int64_t num_classes);
+
 struct DatasetMeta {
   std::vector<int64_t> sample_shape;
   int64_t num_classes = 0, train_size = 0, test_size = 0;

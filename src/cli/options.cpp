@@ -216,9 +216,16 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.section("model", "Model");
   t.add("model", "model", &c.model, joined(model_names(), " | "));
   t.list("model", "mlp-hidden", &lists.mlp_hidden, "hidden layer sizes of the mlp model");
+  t.add("model", "transformer-layers", &c.transformer.layers, "transformer, vit: encoder layers (one block each)");
+  t.add("model", "transformer-width", &c.transformer.width, "transformer, vit: model dimension (a multiple of the heads)");
+  t.add("model", "transformer-heads", &c.transformer.heads, "transformer, vit: attention heads");
+  t.add("model", "vit-patch", &c.transformer.patch, "vit: square patch side in pixels (divides the image size)");
 
   t.section("data", "Data");
-  t.add("data", "dataset", &c.data.dataset, "fashion-mnist | mnist | cifar10 | csv | synthetic");
+  t.add("data", "dataset", &c.data.dataset,
+        "fashion-mnist | mnist | cifar10 | csv | synthetic | fortunes (topic classification of Debian's "
+        "quotations) | text (train.txt, test.txt: label<TAB>text per line)");
+  t.add("data", "seq-len", &c.data.seq_len, "fortunes, text: tokens (bytes) per example; longer texts are cut");
   t.add("data", "data-dir", &c.data.data_dir,
         "dataset directory (default: the dataset's; fashion-mnist: /usr/share/datasets/fashion-mnist)");
   t.add("data", "max-train-samples", &c.data.max_train_samples, "use only the first N training samples (0: all)");

@@ -40,12 +40,18 @@ void validate(const RunConfig& c) {
   require(c.expect_ranks >= 0, "expect-ranks", "must be >= 0");
   require(c.progress_every >= 0, "progress-every", "must be >= 0");
   require_one_of(c.model, "model", model_names());
-  require_one_of(c.data.dataset, "dataset", {"fashion-mnist", "mnist", "cifar10", "csv", "synthetic"});
+  require_one_of(c.data.dataset, "dataset", dataset_names());
   require(c.data.max_train_samples >= 0, "max-train-samples", "must be >= 0 (0 means all)");
   require(c.data.max_test_samples >= 0, "max-test-samples", "must be >= 0 (0 means all)");
   require(c.data.synthetic_classes >= 2, "synthetic-classes", "must be >= 2");
   require(c.data.synthetic_train >= 1, "synthetic-train", "must be >= 1");
   require(c.data.synthetic_test >= 1, "synthetic-test", "must be >= 1");
+  require(c.data.seq_len >= 1 && c.data.seq_len <= 65536, "seq-len", "must be between 1 and 65536");
+  require(c.transformer.layers >= 1 && c.transformer.layers <= 1024, "transformer-layers", "must be between 1 and 1024");
+  require(c.transformer.width >= 1 && c.transformer.width <= 65536, "transformer-width", "must be between 1 and 65536");
+  require(c.transformer.heads >= 1 && c.transformer.width % c.transformer.heads == 0, "transformer-heads",
+          "must divide --transformer-width " + std::to_string(c.transformer.width));
+  require(c.transformer.patch >= 1 && c.transformer.patch <= 4096, "vit-patch", "must be between 1 and 4096");
   require(c.epochs >= 1, "epochs", "must be >= 1, got " + std::to_string(c.epochs));
   require(c.batch_size >= 1, "batch-size", "must be >= 1, got " + std::to_string(c.batch_size));
   // The optimizer holds these as float; far smaller bounds than float's range still only

@@ -22,6 +22,8 @@ struct RawSplits {
   LabelledImages train, test;
   int64_t num_classes = 0;
   std::vector<std::string> class_names;
+  bool tokens = false;  // token ids, not measurements: never normalised
+  std::string note;     // what the reader left out
 };
 
 const std::vector<std::string> kIdxFiles{"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -149,6 +151,30 @@ RawSplits read_csv_dataset(const std::string& dir) {
   return raw;
 }
 
+RawSplits from_text(TextSplits text) {
+  RawSplits raw;
+  raw.train = std::move(text.train);
+  raw.test = std::move(text.test);
+  raw.class_names = std::move(text.class_names);
+  raw.num_classes = static_cast<int64_t>(raw.class_names.size());
+  raw.tokens = true;
+  raw.note = std::move(text.note);
+  return raw;
+}
+
+RawSplits read_text_dataset(const std::string& dir, int64_t length) {
+  const std::vector<std::string> files{"train.txt", "test.txt"};
+  std::vector<std::string> paths;
+  for (const auto& name : files) {
+    const fs::path path = fs::path(dir) / name;
+    if (!fs::is_regular_file(path))
+      throw Error(path.string() + ": not found; text reads train.txt and test.txt (one example per line: label, "
+                  "tab, text) from its data directory, here " + dir + "; pass --data-dir with a directory holding them");
+    paths.push_back(path.string());
+  }
+  return from_text(read_labelled_text(paths[0], paths[1], length));
+}
+
 RawSplits make_synthetic_dataset(const DataOptions& options) {
   using namespace data_detail;
   const at::Tensor prototypes = synthetic_prototypes(options.synthetic_shape, options.synthetic_classes,
@@ -206,11 +232,17 @@ std::vector<int64_t> Dataset::sample_shape() const {
   return inputs.sizes().slice(1).vec();
 }
 
+std::vector<std::string> dataset_names() {
+  return {"fashion-mnist", "mnist", "cifar10", "csv", "synthetic", "fortunes", "text"};
+}
+
 std::string default_data_dir(const std::string& dataset) {
   if (dataset == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
   if (dataset == "mnist") return "/usr/share/datasets/mnist";
   if (dataset == "cifar10") return "data/cifar-10-batches-bin";
   if (dataset == "csv") return "data/csv";
+  if (dataset == "fortunes") return "/usr/share/games/fortunes";
+  if (dataset == "text") return "data/text";
   return "";  // synthetic reads nothing
 }
 
@@ -229,8 +261,12 @@ DatasetSplits load_dataset(const DataOptions& options) {
     raw = read_csv_dataset(dir);
   } else if (name == "synthetic") {
     raw = make_synthetic_dataset(options);
+  } else if (name == "fortunes") {
+    raw = from_text(read_fortunes(dir, options.seq_len, options.seed));
+  } else if (name == "text") {
+    raw = read_text_dataset(dir, options.seq_len);
   } else {
-    throw UsageError("unknown dataset '" + name + "' (known: fashion-mnist, mnist, cifar10, csv, synthetic)");
+    throw UsageError("unknown dataset '" + name + "' (known: " + join(dataset_names(), ", ") + ")");
   }
   const std::string source = name == "synthetic" ? "synthetic (seed " + std::to_string(options.seed) + ")" : name + " from " + dir;
 
@@ -252,12 +288,12 @@ DatasetSplits load_dataset(const DataOptions& options) {
                       "): number the classes 0..C-1");
   raw.train.images = to_float(raw.train.images);
   raw.test.images = to_float(raw.test.images);
-  normalise_with_train_stats(raw.train.images, raw.test.images);
+  if (!raw.tokens) normalise_with_train_stats(raw.train.images, raw.test.images);
 
   DatasetSplits splits{make_dataset(raw.train, raw), make_dataset(raw.test, raw), ""};
   splits.description = source + ": " + std::to_string(splits.train.size()) + " train, " +
                        std::to_string(splits.test.size()) + " test, " + join_shape(splits.train.sample_shape()) +
-                       ", " + std::to_string(raw.num_classes) + " classes";
+                       ", " + std::to_string(raw.num_classes) + " classes" + (raw.note.empty() ? "" : "; " + raw.note);
   return splits;
 }
 

@@ -53,5 +53,7 @@ std::vector<Block> build_alexnet(const ModelSpec& spec);
 std::vector<Block> build_vgg16bn(const ModelSpec& spec);
 std::vector<Block> build_mobilenetv2(const ModelSpec& spec);
 std::vector<Block> build_resnet18(const ModelSpec& spec);
+std::vector<Block> build_transformer(const ModelSpec& spec);
+std::vector<Block> build_vit(const ModelSpec& spec);
 
 }  // namespace splitpipe::models

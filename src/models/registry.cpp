@@ -17,6 +17,7 @@ const std::vector<Entry>& registry() {
       {"lenet5", models::build_lenet5},           {"mlp", models::build_mlp},
       {"alexnet", models::build_alexnet},         {"vgg16bn", models::build_vgg16bn},
       {"mobilenetv2", models::build_mobilenetv2}, {"resnet18", models::build_resnet18},
+      {"transformer", models::build_transformer}, {"vit", models::build_vit},
   };
   return entries;
 }

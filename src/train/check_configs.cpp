@@ -12,6 +12,7 @@
 #include "splitpipe/model.hpp"
 #include "splitpipe/partition.hpp"
 #include "splitpipe/schedule.hpp"
+#include "splitpipe/trainer.hpp"
 
 namespace splitpipe {
 namespace {
@@ -54,7 +55,7 @@ void check_one(const std::string& file, int ranks, std::map<std::string, std::sh
   }
   ClientStrategy(E > 1 ? config.client_mode : "single", shard_sizes, config.batch_size, config.sync_every);
 
-  const auto blocks = build_model({config.model, train.sample_shape(), train.num_classes, config.mlp_hidden});
+  const auto blocks = build_model(model_spec(config, train.sample_shape(), train.num_classes));
   // --server-split time balances measured seconds; equal ones check the same structure.
   const std::vector<double> seconds(blocks.size(), 1.0);
   const PartitionPlan one =

@@ -394,7 +394,7 @@ std::vector<double> block_seconds_for_split(const RunConfig& config, const Contr
   std::vector<int64_t> nanoseconds;
   if (world.rank() == 0) {
     torch::manual_seed(config.seed);
-    auto blocks = build_model({config.model, data->train.sample_shape(), data->train.num_classes, config.mlp_hidden});
+    auto blocks = build_model(model_spec(config, data->train.sample_shape(), data->train.num_classes));
     for (double s : profile_blocks(blocks, data->train.sample_shape(), (config.batch_size + config.chunks - 1) / config.chunks))
       nanoseconds.push_back(static_cast<int64_t>(s * 1e9));
   }

@@ -96,7 +96,7 @@ struct Trainer::Impl {
       // Every rank draws the whole model from the same seed and keeps its own blocks, so the
       // pipeline starts from exactly the weights of the single-process run.
       torch::manual_seed(config.seed);
-      blocks = build_model({config.model, meta.sample_shape, meta.num_classes, config.mlp_hidden});
+      blocks = build_model(model_spec(config, meta.sample_shape, meta.num_classes));
       const PartitionPlan one = make_partition(blocks, control.size() - E + 1, config.edge_first, config.edge_last,
                                                config.server_split, block_seconds);
       plan = E > 1 ? replicate_for_clients(one, E) : one;
@@ -311,6 +311,10 @@ struct Trainer::Impl {
     return finished(stats, start);
   }
 };
+
+ModelSpec model_spec(const RunConfig& config, const std::vector<int64_t>& sample_shape, int64_t num_classes) {
+  return {config.model, sample_shape, num_classes, config.mlp_hidden, config.transformer};
+}
 
 Trainer::Trainer(const RunConfig& config, ControlPlane& control, const DatasetSplits* data,
                  const std::vector<double>& block_seconds)

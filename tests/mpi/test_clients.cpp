@@ -54,7 +54,7 @@ struct ReferenceRun {
 
   ReferenceRun(const RunConfig& config, const Dataset& data) : train(data) {
     torch::manual_seed(config.seed);
-    blocks = build_model({config.model, train.sample_shape(), train.num_classes, config.mlp_hidden});
+    blocks = build_model(model_spec(config, train.sample_shape(), train.num_classes));
     std::vector<at::Tensor> params;
     for (auto& block : blocks)
       for (const auto& p : block.module->parameters()) params.push_back(p);

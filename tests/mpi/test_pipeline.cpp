@@ -53,6 +53,9 @@ const std::vector<ModelCase>& model_cases() {
       {"lenet5", "1x28x28", "10", false},
       {"mlp", "187", "5", false},
       {"mobilenetv2", "3x16x16", "10", true},
+      // [batch, tokens, width] activations cross the cuts (synthetic values as token ids).
+      {"transformer", "12", "4", false},
+      {"vit", "1x14x14", "4", false},
   };
   return cases;
 }
@@ -62,6 +65,10 @@ RunConfig make_config(const ModelCase& model, const std::string& schedule, int c
   const std::vector<std::string> args{"test_mpi",
                                       "--model", model.model,
                                       "--mlp-hidden", "64,32,16",
+                                      "--transformer-layers", "2",
+                                      "--transformer-width", "16",
+                                      "--transformer-heads", "2",
+                                      "--vit-patch", "7",
                                       "--dataset", "synthetic",
                                       "--synthetic-shape", model.synthetic_shape,
                                       "--synthetic-classes", model.classes,

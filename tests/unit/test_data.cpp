@@ -231,4 +231,74 @@ TEST_F(CsvReaderTest, MissingFileIsNamed) {
   EXPECT_CONTAINS(error_message([&] { read_csv(path("gone.csv")); }), path("gone.csv") + ": cannot open");
 }
 
+class TextReaderTest : public TempDirTest {};
+
+// A fortunes directory: topic files of entries separated by '%' lines, index files beside them.
+std::string fortunes_file(const std::string& topic, int entries) {
+  std::string text;
+  for (int i = 0; i < entries; ++i) text += topic + " saying " + std::to_string(i) + "\nsecond line\n%\n";
+  return text;
+}
+
+TEST_F(TextReaderTest, FortunesTopicsAreClassesSplitByTopicAndTokenisedAsBytes) {
+  write_text(path("alpha"), fortunes_file("alpha", 150));
+  write_text(path("beta"), fortunes_file("beta", 100));
+  write_text(path("tiny"), fortunes_file("tiny", 20));      // under kMinFortunesPerTopic: dropped
+  write_text(path("alpha.dat"), "binary index, not a topic");  // strfile's index
+  const auto splits = splitpipe::read_fortunes(dir_.string(), 16, 3);
+  EXPECT_EQ(splits.class_names, (std::vector<std::string>{"alpha", "beta"}));
+  EXPECT_CONTAINS(splits.note, "tiny (20)");
+  // 20 % of each topic to the test split.
+  EXPECT_EQ(splits.test.labels.eq(0).sum().item<int64_t>(), 30);
+  EXPECT_EQ(splits.test.labels.eq(1).sum().item<int64_t>(), 20);
+  EXPECT_EQ(splits.train.labels.size(0), 200);
+  EXPECT_EQ(splits.train.images.sizes(), (std::vector<int64_t>{200, 16}));
+  // Every row is the first 16 bytes of an entry of its topic: "alpha saying ..." or "beta saying ...".
+  for (int64_t row = 0; row < 200; ++row) {
+    const int64_t label = splits.train.labels[row].item<int64_t>();
+    const std::string prefix = label == 0 ? "alpha s" : "beta sa";
+    for (size_t j = 0; j < prefix.size(); ++j)
+      ASSERT_EQ(splits.train.images[row][static_cast<int64_t>(j)].item<int64_t>(), static_cast<unsigned char>(prefix[j]))
+          << "row " << row;
+  }
+  // The split and order follow the seed.
+  const auto again = splitpipe::read_fortunes(dir_.string(), 16, 3);
+  EXPECT_TRUE(again.train.images.equal(splits.train.images));
+  const auto other = splitpipe::read_fortunes(dir_.string(), 16, 4);
+  EXPECT_FALSE(other.train.images.equal(splits.train.images));
+}
+
+TEST_F(TextReaderTest, FortunesNeedsTwoTopics) {
+  write_text(path("only"), fortunes_file("only", 150));
+  EXPECT_CONTAINS(error_message([&] { splitpipe::read_fortunes(dir_.string(), 16, 1); }), "fewer than 2 topic files");
+  EXPECT_CONTAINS(error_message([&] { splitpipe::read_fortunes(path("missing"), 16, 1); }), "not a directory");
+}
+
+TEST_F(TextReaderTest, ByteTokensPadWithZeroAndCut) {
+  const auto tokens = splitpipe::byte_tokens({"ab", "abcdef"}, 4);
+  EXPECT_TRUE(tokens.equal(at::tensor({97, 98, 0, 0, 97, 98, 99, 100}, at::kLong).view({2, 4})));
+}
+
+TEST_F(TextReaderTest, LabelledTextUsesTheTrainingLabelsAsClasses) {
+  write_text(path("train.txt"), "spam\tbuy now\nham\thello there\r\n\nspam\tcheap pills\n");
+  write_text(path("test.txt"), "ham\thi\n");
+  const auto splits = splitpipe::read_labelled_text(path("train.txt"), path("test.txt"), 8);
+  EXPECT_EQ(splits.class_names, (std::vector<std::string>{"ham", "spam"}));
+  EXPECT_TRUE(splits.train.labels.equal(at::tensor({1, 0, 1}, at::kLong)));
+  EXPECT_TRUE(splits.test.labels.equal(at::tensor({0}, at::kLong)));
+}
+
+TEST_F(TextReaderTest, LabelledTextErrorsNameFileAndLine) {
+  write_text(path("train.txt"), "spam\tbuy now\nno tab here\n");
+  write_text(path("test.txt"), "ham\thi\n");
+  EXPECT_CONTAINS(error_message([&] { splitpipe::read_labelled_text(path("train.txt"), path("test.txt"), 8); }),
+                  path("train.txt") + ": line 2 has no label before a tab");
+  write_text(path("train.txt"), "spam\tbuy now\n");
+  EXPECT_CONTAINS(error_message([&] { splitpipe::read_labelled_text(path("train.txt"), path("test.txt"), 8); }),
+                  "label 'ham' (example 1) does not occur in the training file");
+  write_text(path("test.txt"), "");
+  EXPECT_CONTAINS(error_message([&] { splitpipe::read_labelled_text(path("train.txt"), path("test.txt"), 8); }),
+                  path("test.txt") + ": no examples");
+}
+
 }  // namespace

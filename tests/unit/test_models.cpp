@@ -66,7 +66,7 @@ std::string label(const ModelSpec& s) {
 TEST(Models, NamesListsEveryModel) {
   EXPECT_EQ(
       splitpipe::model_names(),
-      (std::vector<std::string>{"lenet5", "mlp", "alexnet", "vgg16bn", "mobilenetv2", "resnet18"}));
+      (std::vector<std::string>{"lenet5", "mlp", "alexnet", "vgg16bn", "mobilenetv2", "resnet18", "transformer", "vit"}));
 }
 
 TEST(Models, Lenet5ParameterCount) {
@@ -284,4 +284,66 @@ TEST(Models, BlockTableIsAligned) {
     if (width == 0) width = line.size();
     EXPECT_EQ(line.size(), width) << line;
   }
+}
+
+// Parameter counts computed by hand from the layer definitions (W width, F = 4W feed-forward,
+// L tokens, V vocabulary, C classes, P patch side):
+//   embedding V*W + L*W; patches C_in*P*P*W + W + N*W;
+//   encoder layer: attention in-projection 3W*W + 3W, out-projection W*W + W, feed-forward
+//   W*F + F + F*W + W, two layer norms 4W;  head: layer norm 2W, linear W*C + C.
+int64_t encoder_layer_params(int64_t w) {
+  const int64_t f = 4 * w;
+  return 3 * w * w + 3 * w + w * w + w + w * f + f + f * w + w + 4 * w;
+}
+
+TEST(Models, TransformerBlocksAndParameterCountsByHand) {
+  ModelSpec s = spec("transformer", {32}, 7);
+  s.transformer.layers = 3;
+  s.transformer.width = 24;
+  s.transformer.heads = 4;
+  const auto blocks = build(s);
+  ASSERT_EQ(blocks.size(), 5u);  // embed, layer1..3, head
+  EXPECT_EQ(blocks[0].name, "embed");
+  EXPECT_EQ(blocks[4].name, "head");
+  EXPECT_EQ(blocks[0].parameters, 256 * 24 + 32 * 24);
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(blocks[i].parameters, encoder_layer_params(24)) << blocks[i].name;
+    EXPECT_EQ(blocks[i].output_shape, (std::vector<int64_t>{32, 24})) << "[tokens, width] crosses a cut";
+  }
+  EXPECT_EQ(blocks[4].parameters, 2 * 24 + 24 * 7 + 7);
+  EXPECT_EQ(blocks[4].output_shape, (std::vector<int64_t>{7}));
+  // A batch of token ids goes through: [B, L] -> [B, C], finite.
+  torch::NoGradGuard no_grad;
+  auto x = torch::randint(0, 256, {3, 32}).to(torch::kFloat);
+  for (auto b : blocks) x = b.module->forward(x);
+  EXPECT_EQ(x.sizes(), (std::vector<int64_t>{3, 7}));
+  EXPECT_TRUE(torch::isfinite(x).all().item<bool>());
+}
+
+TEST(Models, VitBlocksAndParameterCountsByHand) {
+  ModelSpec s = spec("vit", {1, 28, 28}, 10);
+  s.transformer.layers = 2;
+  s.transformer.width = 32;
+  s.transformer.heads = 4;
+  s.transformer.patch = 7;
+  const auto blocks = build(s);
+  ASSERT_EQ(blocks.size(), 4u);
+  EXPECT_EQ(blocks[0].name, "patches");
+  EXPECT_EQ(blocks[0].parameters, 1 * 7 * 7 * 32 + 32 + 16 * 32);  // 16 patches of 7x7
+  EXPECT_EQ(blocks[0].output_shape, (std::vector<int64_t>{16, 32}));
+  EXPECT_EQ(blocks[1].parameters, encoder_layer_params(32));
+  EXPECT_EQ(blocks[3].parameters, 2 * 32 + 32 * 10 + 10);
+}
+
+TEST(Models, TransformerShapesThatCannotWorkAreRefused) {
+  using splitpipe::UsageError;
+  ModelSpec vit = spec("vit", {1, 28, 28}, 10);
+  vit.transformer.patch = 5;  // does not divide 28
+  EXPECT_THROW(splitpipe::build_model(vit), UsageError);
+  ModelSpec heads = spec("transformer", {16}, 4);
+  heads.transformer.width = 30;
+  heads.transformer.heads = 4;  // does not divide 30
+  EXPECT_THROW(splitpipe::build_model(heads), UsageError);
+  EXPECT_THROW(splitpipe::build_model(spec("transformer", {1, 28, 28}, 10)), UsageError);  // not tokens
+  EXPECT_THROW(splitpipe::build_model(spec("vit", {784}, 10)), UsageError);                // not an image
 }
