@@ -214,7 +214,8 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "print a progress line every N training steps (0: about every 10 seconds)");
 
   t.section("model", "Model");
-  t.add("model", "model", &c.model, joined(model_names(), " | "));
+  t.add("model", "model", &c.model,
+        joined(model_names(), " | ") + " | torchscript:FILE (a scripted module whose top-level children are the blocks)");
   t.list("model", "mlp-hidden", &lists.mlp_hidden, "hidden layer sizes of the mlp model");
   t.add("model", "transformer-layers", &c.transformer.layers, "transformer, vit: encoder layers (one block each)");
   t.add("model", "transformer-width", &c.transformer.width, "transformer, vit: model dimension (a multiple of the heads)");

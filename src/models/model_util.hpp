@@ -55,5 +55,8 @@ std::vector<Block> build_mobilenetv2(const ModelSpec& spec);
 std::vector<Block> build_resnet18(const ModelSpec& spec);
 std::vector<Block> build_transformer(const ModelSpec& spec);
 std::vector<Block> build_vit(const ModelSpec& spec);
+// spec.name = "torchscript:FILE".
+constexpr const char* kTorchScriptPrefix = "torchscript:";
+std::vector<Block> build_torchscript(const ModelSpec& spec);
 
 }  // namespace splitpipe::models

@@ -35,10 +35,12 @@ std::vector<Block> build_model(const ModelSpec& spec) {
   for (const auto& e : registry()) {
     if (spec.name == e.name) entry = &e;
   }
+  static const Entry torchscript{models::kTorchScriptPrefix, models::build_torchscript};
+  if (spec.name.rfind(models::kTorchScriptPrefix, 0) == 0) entry = &torchscript;
   if (!entry) {
     std::string known;
     for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
-    throw UsageError("unknown model '" + spec.name + "' (known: " + known + ")");
+    throw UsageError("unknown model '" + spec.name + "' (known: " + known + ", or torchscript:FILE)");
   }
   // Checks every model needs, so each builder only checks what is particular to it.
   if (spec.input_shape.empty()) {
