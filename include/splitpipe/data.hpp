@@ -35,6 +35,9 @@ struct DataOptions {
   int64_t synthetic_classes = 10;
   int64_t synthetic_train = 2048;
   int64_t synthetic_test = 512;
+  // hdf5: the file and its four datasets (train samples, train labels, test samples, test labels)
+  std::string data_file;
+  std::vector<std::string> hdf5_keys{"train/x", "train/y", "test/x", "test/y"};
   // text datasets (fortunes, text)
   int64_t seq_len = 128;  // tokens per example: longer texts are cut, shorter ones padded
 };
@@ -80,6 +83,16 @@ struct TextSplits {
 constexpr int64_t kMinFortunesPerTopic = 100;
 constexpr double kFortunesTestFraction = 0.2;
 TextSplits read_fortunes(const std::string& dir, int64_t length, uint64_t seed);
+
+// Both splits of a labelled dataset as read (before normalisation).
+struct LabelledSplits {
+  LabelledImages train, test;
+};
+
+// `--dataset hdf5`: the four datasets `keys` (train samples, train labels, test samples, test
+// labels) of the HDF5 file `path`; samples of any numeric type become float32, labels must be
+// integers >= 0.
+LabelledSplits read_hdf5_dataset(const std::string& path, const std::vector<std::string>& keys);
 
 // Users' text: one example per line, "label<TAB>text"; the classes are the training file's
 // labels in sorted order.

@@ -67,6 +67,17 @@ int threads_from_launcher(int fallback) {
   return fallback;
 }
 
+// "a,b,c" -> exactly `count` non-empty names, or a UsageError naming the option.
+std::vector<std::string> split_names(const std::string& text, const std::string& option, size_t count) {
+  std::vector<std::string> names;
+  std::string name;
+  std::istringstream in(text);
+  while (std::getline(in, name, ',')) names.push_back(name);
+  if (names.size() != count || std::any_of(names.begin(), names.end(), [](const auto& n) { return n.empty(); }))
+    throw UsageError("--" + option + " '" + text + "': give " + std::to_string(count) + " names separated by commas");
+  return names;
+}
+
 // Digits only, within uint64_t: a sign or anything else names the option.
 uint64_t parse_unsigned(const std::string& text, const std::string& option) {
   const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
@@ -184,7 +195,7 @@ std::string completions(const po::options_description& all, const std::string& g
 }
 
 struct ListTexts {
-  std::string mlp_hidden, synthetic_shape;
+  std::string mlp_hidden, synthetic_shape, hdf5_keys;
 };
 
 void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
@@ -224,8 +235,12 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
 
   t.section("data", "Data");
   t.add("data", "dataset", &c.data.dataset,
-        "fashion-mnist | mnist | cifar10 | csv | synthetic | fortunes (topic classification of Debian's "
+        "fashion-mnist | mnist | cifar10 | csv | synthetic | hdf5 (--data-file) | fortunes (topic classification of Debian's "
         "quotations) | text (train.txt, test.txt: label<TAB>text per line)");
+  t.add("data", "data-file", &c.data.data_file, "hdf5: the file holding the datasets named by --hdf5-keys");
+  t.list("data", "hdf5-keys", &lists.hdf5_keys,
+         "hdf5: train samples, train labels, test samples, test labels (samples N x ... of any numeric type, "
+         "labels N integers)");
   t.add("data", "seq-len", &c.data.seq_len, "fortunes, text: tokens (bytes) per example; longer texts are cut");
   t.add("data", "data-dir", &c.data.data_dir,
         "dataset directory (default: the dataset's; fashion-mnist: /usr/share/datasets/fashion-mnist)");
@@ -401,7 +416,8 @@ std::string RunConfig::to_ini() const {
 CommandLine parse_command_line(int argc, const char* const argv[]) {
   CommandLine result;
   RunConfig& config = result.config;
-  ListTexts lists{join_ints(config.mlp_hidden, ","), join_ints(config.data.synthetic_shape, "x")};
+  ListTexts lists{join_ints(config.mlp_hidden, ","), join_ints(config.data.synthetic_shape, "x"),
+                  joined(config.data.hdf5_keys, ",")};
   OptionTable table;
   declare(table, config, lists);
   const po::options_description all = table.all();
@@ -468,6 +484,7 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   if (vm["threads"].defaulted()) config.threads = threads_from_launcher(config.threads);
   config.mlp_hidden = parse_int_list(lists.mlp_hidden, "mlp-hidden");
   config.data.synthetic_shape = parse_int_list(lists.synthetic_shape, "synthetic-shape");
+  config.data.hdf5_keys = split_names(lists.hdf5_keys, "hdf5-keys", 4);
   config.data.seed = config.seed;
   for (const auto& entry : table.entries()) config.resolved.push_back({entry.section, entry.name, entry.value(), entry.kind});
   validate(config);

@@ -233,7 +233,7 @@ std::vector<int64_t> Dataset::sample_shape() const {
 }
 
 std::vector<std::string> dataset_names() {
-  return {"fashion-mnist", "mnist", "cifar10", "csv", "synthetic", "fortunes", "text"};
+  return {"fashion-mnist", "mnist", "cifar10", "csv", "synthetic", "hdf5", "fortunes", "text"};
 }
 
 std::string default_data_dir(const std::string& dataset) {
@@ -261,6 +261,12 @@ DatasetSplits load_dataset(const DataOptions& options) {
     raw = read_csv_dataset(dir);
   } else if (name == "synthetic") {
     raw = make_synthetic_dataset(options);
+  } else if (name == "hdf5") {
+    LabelledSplits splits = read_hdf5_dataset(options.data_file, options.hdf5_keys);
+    raw.train = std::move(splits.train);
+    raw.test = std::move(splits.test);
+    raw.num_classes = 1 + std::max(raw.train.labels.numel() ? raw.train.labels.max().item<int64_t>() : 0,
+                                   raw.test.labels.numel() ? raw.test.labels.max().item<int64_t>() : 0);
   } else if (name == "fortunes") {
     raw = from_text(read_fortunes(dir, options.seq_len, options.seed));
   } else if (name == "text") {
@@ -268,7 +274,9 @@ DatasetSplits load_dataset(const DataOptions& options) {
   } else {
     throw UsageError("unknown dataset '" + name + "' (known: " + join(dataset_names(), ", ") + ")");
   }
-  const std::string source = name == "synthetic" ? "synthetic (seed " + std::to_string(options.seed) + ")" : name + " from " + dir;
+  const std::string source = name == "synthetic" ? "synthetic (seed " + std::to_string(options.seed) + ")"
+                             : name == "hdf5"    ? "hdf5 from " + options.data_file
+                                                 : name + " from " + dir;
 
   keep_first(raw.train, options.max_train_samples);
   keep_first(raw.test, options.max_test_samples);

@@ -15,34 +15,9 @@ splitpipe=${1:?usage: sweep_slurm.sh SPLITPIPE_BINARY SOURCE_DIR}
 source_dir=${2:?usage: sweep_slurm.sh SPLITPIPE_BINARY SOURCE_DIR}
 timeout_s=${SLURM_TEST_TIMEOUT:-600}
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-missing=""
-for tool in munged slurmctld slurmd sbatch squeue scontrol mpirun; do
-  command -v "$tool" >/dev/null || missing+=" $tool"
-done
-[[ $(id -u) -eq 0 ]] || missing+=" (root)"
-if [[ -n $missing ]]; then
-  msg="needs root and slurm-wlm + munge (apt-get install -y slurm-wlm munge); missing:$missing"
-  [[ ${SPLITPIPE_REQUIRE_SLURM:-0} == 1 ]] && fail "$msg"
-  echo "SKIP: $msg"
-  exit 77
-fi
-
-work=$(mktemp -d /tmp/splitpipe-slurm-test.XXXXXX)
-slurm_dir=""
-cleanup() {
-  local status=$?
-  if [[ -n $slurm_dir ]]; then "$source_dir/tools/slurm-local" stop "$slurm_dir" || true; fi
-  if [[ $status -eq 0 ]]; then rm -rf "$work"; else echo "kept $work for inspection" >&2; fi
-}
-trap cleanup EXIT
-
-eval "$("$source_dir/tools/slurm-local" start "$work/slurm")"
-slurm_dir=$SLURM_LOCAL_DIR
+name=slurm
+# shellcheck source=local_slurm.sh
+source "$(dirname "$0")/local_slurm.sh"
 sinfo
 
 cat >"$work/sweep-slurm-test.ini" <<'EOF'
