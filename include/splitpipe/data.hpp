@@ -38,6 +38,9 @@ struct DataOptions {
   // hdf5: the file and its four datasets (train samples, train labels, test samples, test labels)
   std::string data_file;
   std::vector<std::string> hdf5_keys{"train/x", "train/y", "test/x", "test/y"};
+  // image-folder: side of the square the images are resized to (0: keep), 1 or 3 channels
+  int64_t image_size = 0;
+  int image_channels = 1;
   // text datasets (fortunes, text)
   int64_t seq_len = 128;  // tokens per example: longer texts are cut, shorter ones padded
 };
@@ -93,6 +96,17 @@ struct LabelledSplits {
 // labels) of the HDF5 file `path`; samples of any numeric type become float32, labels must be
 // integers >= 0.
 LabelledSplits read_hdf5_dataset(const std::string& path, const std::vector<std::string>& keys);
+
+// `--dataset image-folder`: PNG/JPEG files, one subfolder per class, in DIR/train and DIR/test
+// or, without those, in DIR (then kImageFolderTestFraction of each class, drawn from `seed`,
+// is the test split). Images become uint8 [N, channels, size, size] (size 0: as stored, every
+// file the same size); samples are ordered by file name across the class folders.
+constexpr double kImageFolderTestFraction = 0.2;
+struct ImageFolderSplits {
+  LabelledImages train, test;
+  std::vector<std::string> class_names;
+};
+ImageFolderSplits read_image_folder(const std::string& dir, int64_t size, int channels, uint64_t seed);
 
 // Users' text: one example per line, "label<TAB>text"; the classes are the training file's
 // labels in sorted order.

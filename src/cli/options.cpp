@@ -235,12 +235,15 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
 
   t.section("data", "Data");
   t.add("data", "dataset", &c.data.dataset,
-        "fashion-mnist | mnist | cifar10 | csv | synthetic | hdf5 (--data-file) | fortunes (topic classification of Debian's "
+        "fashion-mnist | mnist | cifar10 | csv | synthetic | hdf5 (--data-file) | image-folder (one folder per class) | fortunes (topic classification of Debian's "
         "quotations) | text (train.txt, test.txt: label<TAB>text per line)");
   t.add("data", "data-file", &c.data.data_file, "hdf5: the file holding the datasets named by --hdf5-keys");
   t.list("data", "hdf5-keys", &lists.hdf5_keys,
          "hdf5: train samples, train labels, test samples, test labels (samples N x ... of any numeric type, "
          "labels N integers)");
+  t.add("data", "image-size", &c.data.image_size,
+        "image-folder: resize every image to NxN (0: keep the files' size, which must then agree)");
+  t.add("data", "image-channels", &c.data.image_channels, "image-folder: 1 (grayscale) or 3 (RGB)");
   t.add("data", "seq-len", &c.data.seq_len, "fortunes, text: tokens (bytes) per example; longer texts are cut");
   t.add("data", "data-dir", &c.data.data_dir,
         "dataset directory (default: the dataset's; fashion-mnist: /usr/share/datasets/fashion-mnist)");

@@ -48,6 +48,8 @@ void validate(const RunConfig& c) {
   require(c.data.synthetic_train >= 1, "synthetic-train", "must be >= 1");
   require(c.data.synthetic_test >= 1, "synthetic-test", "must be >= 1");
   require(c.data.seq_len >= 1 && c.data.seq_len <= 65536, "seq-len", "must be between 1 and 65536");
+  require(c.data.image_size >= 0 && c.data.image_size <= 8192, "image-size", "must be between 0 (keep) and 8192");
+  require(c.data.image_channels == 1 || c.data.image_channels == 3, "image-channels", "must be 1 (grayscale) or 3 (RGB)");
   require(c.transformer.layers >= 1 && c.transformer.layers <= 1024, "transformer-layers", "must be between 1 and 1024");
   require(c.transformer.width >= 1 && c.transformer.width <= 65536, "transformer-width", "must be between 1 and 65536");
   require(c.transformer.heads >= 1 && c.transformer.width % c.transformer.heads == 0, "transformer-heads",

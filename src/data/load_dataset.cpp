@@ -233,7 +233,7 @@ std::vector<int64_t> Dataset::sample_shape() const {
 }
 
 std::vector<std::string> dataset_names() {
-  return {"fashion-mnist", "mnist", "cifar10", "csv", "synthetic", "hdf5", "fortunes", "text"};
+  return {"fashion-mnist", "mnist", "cifar10", "csv", "synthetic", "hdf5", "image-folder", "fortunes", "text"};
 }
 
 std::string default_data_dir(const std::string& dataset) {
@@ -243,6 +243,7 @@ std::string default_data_dir(const std::string& dataset) {
   if (dataset == "csv") return "data/csv";
   if (dataset == "fortunes") return "/usr/share/games/fortunes";
   if (dataset == "text") return "data/text";
+  if (dataset == "image-folder") return "data/images";
   return "";  // synthetic reads nothing
 }
 
@@ -267,6 +268,12 @@ DatasetSplits load_dataset(const DataOptions& options) {
     raw.test = std::move(splits.test);
     raw.num_classes = 1 + std::max(raw.train.labels.numel() ? raw.train.labels.max().item<int64_t>() : 0,
                                    raw.test.labels.numel() ? raw.test.labels.max().item<int64_t>() : 0);
+  } else if (name == "image-folder") {
+    ImageFolderSplits images = read_image_folder(dir, options.image_size, options.image_channels, options.seed);
+    raw.train = std::move(images.train);
+    raw.test = std::move(images.test);
+    raw.class_names = std::move(images.class_names);
+    raw.num_classes = static_cast<int64_t>(raw.class_names.size());
   } else if (name == "fortunes") {
     raw = from_text(read_fortunes(dir, options.seq_len, options.seed));
   } else if (name == "text") {
