@@ -51,7 +51,10 @@ while ((SECONDS < deadline)); do
   restarts=$(scontrol show job "$job" 2>/dev/null | tr ' ' '\n' | sed -n 's/^Restarts=//p' | head -1)
   ((${restarts:-0} > requeued)) && requeued=$restarts && echo "requeued (Restarts=$restarts), state $state ($reason)"
   if [[ $state == PENDING && $reason == BeginTime ]]; then
-    scontrol update JobId="$job" StartTime=now || true
+    # Not at once: lifted while the first run's batch step was still being cleaned up, the
+    # requeued task once failed to launch (FAILED without running).
+    held=${held:-$SECONDS}
+    ((SECONDS - held >= 15)) && scontrol update JobId="$job" StartTime=now || true
   fi
   case $state in
     COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;;
