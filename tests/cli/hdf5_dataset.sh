@@ -7,10 +7,9 @@
 set -u
 # shellcheck source=lib/checks.sh
 source "$(dirname "$0")/lib/checks.sh" hdf5_dataset "$@"
-/usr/bin/python3 -c 'import h5py' 2>/dev/null || { echo "SKIP: h5py is not installed"; exit 77; }
-fmnist=/usr/share/datasets/fashion-mnist
-[[ -e $fmnist/train-images-idx3-ubyte.gz || -e $fmnist/train-images-idx3-ubyte ]] ||
-  { echo "SKIP: no Fashion-MNIST in $fmnist (apt-get install dataset-fashion-mnist)"; exit 77; }
+# shellcheck source=lib/same_run.sh
+source "$(dirname "$0")/lib/same_run.sh"
+need_fashion_mnist
 cd "$work" || exit 1
 
 /usr/bin/python3 - "$fmnist" <<'PY' || fail "could not write the HDF5 copies"
@@ -44,17 +43,11 @@ PY
 printf 'plain text\n' >not_hdf5.h5
 
 common=(--epochs 2 --seed 4 --batch-size 32)
-summary() {
-  /usr/bin/python3 -c "
-import sys, h5py
-f = h5py.File(sys.argv[1], 'r')
-print(f['epochs/train_loss'][:].tolist(), f['epochs/test_loss'][:].tolist(), f.attrs['weights_digest'])" "$1" 2>&1
-}
 "$binary" --dataset fashion-mnist --max-train-samples 2000 --max-test-samples 500 "${common[@]}" --output idx.h5 \
   >idx.log 2>&1 || fail "IDX run failed: $(tail -2 idx.log)"
 "$binary" --dataset hdf5 --data-file copy.h5 "${common[@]}" --output hdf5.h5 >hdf5.log 2>&1 ||
   fail "HDF5 run failed: $(tail -2 hdf5.log)"
-want=$(summary idx.h5) got=$(summary hdf5.h5)
+want=$(run_summary idx.h5) got=$(run_summary hdf5.h5)
 [[ -n $want && $got == "$want" ]] || fail "HDF5 copy ($got) differs from the IDX files ($want)"
 echo "  HDF5 copy == IDX: $got"
 "$binary" --dataset hdf5 --data-file named.h5 --hdf5-keys images,labels,timages,tlabels "${common[@]}" \

@@ -8,10 +8,9 @@
 set -u
 # shellcheck source=lib/checks.sh
 source "$(dirname "$0")/lib/checks.sh" image_folder "$@"
-/usr/bin/python3 -c 'import h5py' 2>/dev/null || { echo "SKIP: h5py is not installed"; exit 77; }
-fmnist=/usr/share/datasets/fashion-mnist
-[[ -e $fmnist/train-images-idx3-ubyte.gz || -e $fmnist/train-images-idx3-ubyte ]] ||
-  { echo "SKIP: no Fashion-MNIST in $fmnist (apt-get install dataset-fashion-mnist)"; exit 77; }
+# shellcheck source=lib/same_run.sh
+source "$(dirname "$0")/lib/same_run.sh"
+need_fashion_mnist
 cd "$work" || exit 1
 
 /usr/bin/python3 - "$fmnist" <<'PY' || fail "could not write the PNG folders"
@@ -46,17 +45,11 @@ os.makedirs("oneclass/a"); png("oneclass/a/0.png", bytes(784), 28, 28)
 PY
 
 common=(--epochs 2 --seed 4 --batch-size 32)
-summary() {
-  /usr/bin/python3 -c "
-import sys, h5py
-f = h5py.File(sys.argv[1], 'r')
-print(f['epochs/train_loss'][:].tolist(), f['epochs/test_loss'][:].tolist(), f.attrs['weights_digest'])" "$1" 2>&1
-}
 "$binary" --dataset fashion-mnist --max-train-samples 2000 --max-test-samples 500 "${common[@]}" --output idx.h5 \
   >idx.log 2>&1 || fail "IDX run failed: $(tail -2 idx.log)"
 "$binary" --dataset image-folder --data-dir images "${common[@]}" --output png.h5 >png.log 2>&1 ||
   fail "image-folder run failed: $(tail -2 png.log)"
-want=$(summary idx.h5) got=$(summary png.h5)
+want=$(run_summary idx.h5) got=$(run_summary png.h5)
 [[ -n $want && $got == "$want" ]] || fail "PNG folders ($got) differ from the IDX files ($want)"
 echo "  PNG folders == IDX: $got"
 # Resized, and split by the reader when there is no train/ and test/.

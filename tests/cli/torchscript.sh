@@ -17,12 +17,8 @@ cd "$work" || exit 1
 
 "$python" "$here/lib/script_lenet5.py" lenet.pt 1 || fail "could not script LeNet-5 in Python"
 data=(--dataset synthetic --synthetic-train 512 --synthetic-test 128 --epochs 2 --seed 1 --batch-size 32)
-summary() {  # losses per epoch and the weights digest, exactly
-  /usr/bin/python3 -c "
-import sys, h5py
-f = h5py.File(sys.argv[1], 'r')
-print(f['epochs/train_loss'][:].tolist(), f['epochs/test_loss'][:].tolist(), f.attrs['weights_digest'])" "$1" 2>&1
-}
+# shellcheck source=lib/same_run.sh
+source "$here/lib/same_run.sh"
 for np in 1 2 3; do
   launch=()
   ((np > 1)) && launch=("$mpiexec" -np "$np" "${mpirun_flags[@]}")
@@ -30,13 +26,13 @@ for np in 1 2 3; do
     fail "built-in lenet5 on $np rank(s) failed: $(tail -2 "builtin$np.log")"
   "${launch[@]}" "$binary" --model torchscript:lenet.pt "${data[@]}" --chunks 2 --output "scripted$np.h5" \
     >"scripted$np.log" 2>&1 || fail "torchscript:lenet.pt on $np rank(s) failed: $(tail -2 "scripted$np.log")"
-  builtin=$(summary "builtin$np.h5") scripted=$(summary "scripted$np.h5")
+  builtin=$(run_summary "builtin$np.h5") scripted=$(run_summary "scripted$np.h5")
   [[ -n $builtin && $builtin == "$scripted" ]] ||
     fail "$np rank(s): scripted LeNet-5 ($scripted) differs from the built-in one ($builtin)"
   echo "  $np rank(s): scripted == built-in: $scripted"
 done
 # Across rank counts too: the pipeline computes what one process does.
-one=$(summary scripted1.h5) three=$(summary scripted3.h5)
+one=$(run_summary scripted1.h5) three=$(run_summary scripted3.h5)
 [[ ${one% *} == "${three% *}" ]] ||
   fail "scripted LeNet-5 over 3 ranks differs from 1 rank"
 
