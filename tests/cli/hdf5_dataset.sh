@@ -10,18 +10,19 @@ source "$(dirname "$0")/lib/checks.sh" hdf5_dataset "$@"
 # shellcheck source=lib/same_run.sh
 source "$(dirname "$0")/lib/same_run.sh"
 need_fashion_mnist
+lib=$(cd "$(dirname "$0")/lib" && pwd)  # before the cd below
 cd "$work" || exit 1
 
-/usr/bin/python3 - "$fmnist" <<'PY' || fail "could not write the HDF5 copies"
-import gzip, os, sys
+/usr/bin/python3 - "$fmnist" "$lib" <<'PY' || fail "could not write the HDF5 copies"
+import sys
 import h5py
 import numpy as np
+sys.path.insert(0, sys.argv[2])
+from idx_file import idx as read_idx
 
 def idx(name):
-    path = os.path.join(sys.argv[1], name)
-    raw = gzip.open(path + ".gz").read() if os.path.exists(path + ".gz") else open(path, "rb").read()
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(raw[3])]
-    return np.frombuffer(raw[4 + 4 * len(dims):], dtype=np.uint8).reshape(dims)
+    data, dims = read_idx(sys.argv[1], name)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 train_x, train_y = idx("train-images-idx3-ubyte")[:2000, None], idx("train-labels-idx1-ubyte")[:2000]
 test_x, test_y = idx("t10k-images-idx3-ubyte")[:500, None], idx("t10k-labels-idx1-ubyte")[:500]

@@ -11,16 +11,16 @@ source "$(dirname "$0")/lib/checks.sh" image_folder "$@"
 # shellcheck source=lib/same_run.sh
 source "$(dirname "$0")/lib/same_run.sh"
 need_fashion_mnist
+lib=$(cd "$(dirname "$0")/lib" && pwd)  # before the cd below
 cd "$work" || exit 1
 
-/usr/bin/python3 - "$fmnist" <<'PY' || fail "could not write the PNG folders"
-import gzip, os, struct, sys, zlib
+/usr/bin/python3 - "$fmnist" "$lib" <<'PY' || fail "could not write the PNG folders"
+import os, struct, sys, zlib
+sys.path.insert(0, sys.argv[2])
+from idx_file import idx as read_idx
 
 def idx(name):
-    path = os.path.join(sys.argv[1], name)
-    raw = gzip.open(path + ".gz").read() if os.path.exists(path + ".gz") else open(path, "rb").read()
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(raw[3])]
-    return raw[4 + 4 * len(dims):], dims
+    return read_idx(sys.argv[1], name)
 
 def png(path, pixels, height, width):  # 8-bit grayscale, written by hand
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
