@@ -299,10 +299,13 @@ class RunFile:
 
     def wire_bytes_per_train_sample(self, epoch=-1):
         """Bytes one training sample puts on the wire (B): activations and gradients across every
-        boundary, after compression, during training only (the test pass is not counted), over
-        /epochs/train_samples. 0 with one stage; epoch=None: over the whole run."""
+        boundary, after compression, and with --edge-last 0 the labels and loss results, during
+        training only (the test pass is not counted), over /epochs/train_samples. 0 with one
+        stage; epoch=None: over the whole run."""
         t = self.traffic()
         wire = t["train_act_wire_bytes"].sum(axis=1) + t["train_grad_wire_bytes"].sum(axis=1)
+        if "train_label_bytes" in self.epochs:  # files of the first v2 writers lack it
+            wire = wire + self.epochs["train_label_bytes"]
         return self._per_sample(wire, self.epochs["train_samples"], epoch)
 
     def compression(self, direction, epoch=-1):

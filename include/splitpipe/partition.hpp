@@ -1,6 +1,7 @@
 // Which rank holds which blocks. With one rank everything is one stage (the reference run).
 // With N ranks the edge (rank 0) holds the first K and the last M blocks with the loss; the
-// middle blocks are split over the N-1 server ranks.
+// middle blocks are split over the N-1 server ranks. With M = 0 the last server stage ends the
+// pipeline and holds the loss (the edge sends it the labels).
 #pragma once
 #include <string>
 #include <vector>
@@ -12,7 +13,7 @@ namespace splitpipe {
 struct StagePlan {
   int stage = 0;
   int rank = 0;
-  std::string role;  // single | edge-first | server | edge-last
+  std::string role;  // single | edge-first | server | edge-last (the last stage holds the loss)
   int first_block = 0, end_block = 0;  // [first, end)
   int64_t parameters = 0;
   double estimated_seconds = 0;  // forward+backward of one mini-batch, when profiled

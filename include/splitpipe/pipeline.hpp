@@ -50,7 +50,8 @@ struct EdgeBatch {
   int64_t batch_size = 0;  // the loss is the mean over the whole mini-batch
 };
 
-// What the last stage saw in one step (zeros on ranks without the last stage).
+// What the last stage saw in one step: on the rank whose pipeline starts there (the edge), also
+// when the loss is on a server (--edge-last 0, which sends it back); zeros elsewhere.
 struct StepResult {
   double loss_sum = 0;  // sum of per-sample cross-entropy
   int64_t correct = 0;
@@ -73,6 +74,8 @@ struct RankCounters {
   // Share of wait_seconds the receiver was held back by the emulated link (--link), after the
   // message itself had been transferred.
   std::vector<std::array<double, 2>> link_wait_seconds_at;
+  // --edge-last 0: labels sent to a loss stage on another rank and the results it returns.
+  double label_bytes_sent = 0, label_bytes_received = 0;
   // Per peer rank (not in row()): pipeline bytes sent to / received from it and the seconds
   // its messages were held back by the emulated link, for the per-client tables.
   std::vector<double> peer_sent_bytes, peer_received_bytes, peer_link_wait_seconds;

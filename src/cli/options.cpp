@@ -271,7 +271,8 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
 
   t.section("pipeline", "Pipeline (with mpirun: rank 0 is the edge, ranks 1.. are servers)");
   t.add("pipeline", "edge-first", &c.edge_first, "K: the edge holds the first K blocks");
-  t.add("pipeline", "edge-last", &c.edge_last, "M: the edge holds the last M blocks and the loss");
+  t.add("pipeline", "edge-last", &c.edge_last, "M: the edge holds the last M blocks and the loss; 0: the last server rank holds the "
+        "head and the loss, and the edge sends it the labels (no U-shape)");
   t.add("pipeline", "server-split", &c.server_split,
         "how the middle blocks are split over server ranks: even | params | time | i,j,... (cut points)");
   t.add("pipeline", "schedule", &c.schedule, joined(schedule_names(), " | "));

@@ -70,7 +70,7 @@ void validate(const RunConfig& c) {
   require(c.lr_step_epochs >= 1, "lr-step-epochs", "must be >= 1");
   require(c.lr_gamma > 0 && c.lr_gamma <= 1, "lr-gamma", "must be in (0, 1]");
   require(c.edge_first >= 1, "edge-first", "must be >= 1 (the edge keeps at least its first block)");
-  require(c.edge_last >= 1, "edge-last", "must be >= 1 (the edge keeps the last block and the loss)");
+  require(c.edge_last >= 0, "edge-last", "must be >= 0 (0: the last server rank holds the loss)");
   require_one_of(c.schedule, "schedule", schedule_names());
   require(c.chunks >= 1 && c.chunks <= 256, "chunks", "must be between 1 and 256, got " + std::to_string(c.chunks));
   require(c.chunks <= c.batch_size, "chunks",

@@ -50,8 +50,12 @@ std::vector<SchemaEntry> build_schema() {
   column(epochs, "edge_sync_seconds", kEpochF64, "s", "time spent handing edge weights on or averaging them (clients)");
   column(epochs, "edge_sync_bytes", kEpochF64, "B", "edge weights handed on or averaged (clients)");
   column(epochs, "train_wire_bytes", kEpochF64, "B",
-         "bytes on the wire across every pipeline boundary in training, activations and gradients, after compression");
+         "bytes on the wire across every pipeline boundary in training, activations and gradients, after "
+         "compression, plus train_label_bytes");
   column(epochs, "train_raw_bytes", kEpochF64, "B", "the same tensors uncompressed (float32)");
+  column(epochs, "train_label_bytes", kEpochF64, "B",
+         "--edge-last 0: labels sent to the loss stage on a server and the loss results sent back, in training "
+         "(0 with the loss on the edge)");
   column(epochs, "eval_wire_bytes", kEpochF64, "B", "bytes on the wire in the test pass (not in train_wire_bytes)");
   column(epochs, "act_compression", kEpochF64, "1",
          "wire / raw bytes of training activations (<= 1: smaller); NaN without boundaries");
@@ -98,8 +102,12 @@ std::vector<SchemaEntry> build_schema() {
   counter(counters, "busy_fraction", "1", "(forward + backward + encode + decode seconds) / step_seconds");
   counter(counters, "epoch_seconds", "s", "the epoch's wall time on this rank");
   counter(counters, "peak_rss_bytes", "B", "peak resident memory of this rank so far");
-  counter(counters, "sent_bytes", "B", "pipeline bytes this rank sent in training (wire, after compression)");
-  counter(counters, "received_bytes", "B", "pipeline bytes this rank received in training");
+  counter(counters, "sent_bytes", "B",
+          "pipeline bytes this rank sent in training (wire, after compression; label_bytes included)");
+  counter(counters, "received_bytes", "B", "pipeline bytes this rank received in training (labels included)");
+  counter(counters, "label_bytes", "B",
+          "--edge-last 0: labels this edge sent to the loss stage, or results the loss stage sent back, in training");
+  counter(counters, "eval_label_bytes", "B", "the same in the test pass"); 
 
   const std::string boundaries = "/boundaries";
   column(boundaries, "index", "float64 [boundary]", "index",

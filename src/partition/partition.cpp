@@ -90,6 +90,10 @@ std::string PartitionPlan::format(const std::vector<Block>& blocks) const {
       out << "-";
     out << "\n";
   }
+  const int L = pipeline_length();
+  if (!stages.empty() && stages[0].rank != stages[L - 1].rank)
+    out << "  loss on rank " << stages[L - 1].rank << " (--edge-last 0): the edge sends it the labels of every "
+        << "micro-batch and gets the loss and predictions back\n";
   return out.str();
 }
 
@@ -155,7 +159,8 @@ PartitionPlan make_partition(const std::vector<Block>& blocks, int world_size, i
   add_stage(0, "edge-first", 0, edge_first);
   for (int i = 0; i < servers; ++i)
     add_stage(i + 1, "server", starts[i], i + 1 < servers ? starts[i + 1] : middle_end);
-  add_stage(0, "edge-last", middle_end, n);
+  // --edge-last 0: the last server stage holds the head and the loss (labels travel to it).
+  if (edge_last > 0) add_stage(0, "edge-last", middle_end, n);
   return plan;
 }
 

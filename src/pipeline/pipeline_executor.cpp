@@ -5,9 +5,11 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "boundary_channel.hpp"
+#include "loss_link.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/mpi_world.hpp"
 #include "splitpipe/pipeline.hpp"
@@ -27,15 +29,19 @@ struct LocalStage {
   std::vector<std::pair<int, torch::nn::Sequential>> blocks;  // (global index, block)
   at::Device device = at::kCPU;
   std::vector<at::Tensor> inputs, outputs, output_grads, losses;
+  // What the loss of a last stage saw in this step; predictions per micro-batch.
+  StepResult seen;
+  std::vector<at::Tensor> predictions;
 
   at::Tensor forward(at::Tensor x) {
     for (auto& [index, block] : blocks) x = block->forward(x);
     return x;
   }
   void begin_step(int microbatches) {
-    for (auto* v : {&inputs, &outputs, &output_grads, &losses}) {
+    for (auto* v : {&inputs, &outputs, &output_grads, &losses, &predictions}) {
       v->assign(microbatches, at::Tensor());
     }
+    seen = StepResult();
   }
 };
 
@@ -61,6 +67,9 @@ struct PipelineExecutor::Impl {
   std::map<int, size_t> local_index;  // global stage -> index in stages
   std::map<ChannelKey, std::unique_ptr<OutboundChannel>> outbound;
   std::map<ChannelKey, std::unique_ptr<InboundChannel>> inbound;
+  // --edge-last 0: per pipeline whose first and last stages are on different ranks, this
+  // rank's end of its label link (keyed by the pipeline's first stage).
+  std::map<int, std::unique_ptr<LossLink>> loss_links;
 
   Impl(Transport& t, const PartitionPlan& p, const std::vector<Block>& blocks, const PipelineOptions& o)
       : transport(t), plan(p), options(o) {
@@ -108,6 +117,10 @@ struct PipelineExecutor::Impl {
         inbound[{s, true}] = std::make_unique<InboundChannel>(transport, ChannelEnds{to.peer, s, to.slot, true, patience},
                                                               options.bwd_codec, blocks.at(sp.end_block - 1).output_shape);
       }
+      const int pipeline_first = s - s % L, pipeline_last = pipeline_first + L - 1;
+      if ((stage.first || stage.last) && stage_rank[pipeline_first] != stage_rank[pipeline_last])
+        loss_links[pipeline_first] =
+            std::make_unique<LossLink>(transport, stage_rank[pipeline_first], stage_rank[pipeline_last], patience);
       local_index[s] = stages.size();
       stages.push_back(std::move(stage));
     }
@@ -131,7 +144,24 @@ struct PipelineExecutor::Impl {
 
   LocalStage& stage(int s) { return stages.at(local_index.at(s)); }
 
-  void forward(LocalStage& st, int mb, const EdgeBatch* batch, StepResult& result) {
+  // The label links of the pipelines that run in `schedule` (a sequential client's turn runs
+  // one), with whether this rank is their loss end.
+  std::vector<std::pair<LossLink*, bool>> active_loss_links(const Schedule& schedule) {
+    std::vector<std::pair<LossLink*, bool>> active;
+    const auto& program = schedule.programs.at(transport.rank());
+    const int L = plan.pipeline_length();
+    for (auto& [first, link] : loss_links) {
+      const bool loss_end = local_index.count(first + L - 1) > 0;
+      const int own_stage = loss_end ? first + L - 1 : first;
+      const bool runs = std::any_of(program.begin(), program.end(), [&](const Action& a) {
+        return a.type == ActionType::Forward && a.stage == own_stage;
+      });
+      if (runs) active.emplace_back(link.get(), loss_end);
+    }
+    return active;
+  }
+
+  void forward(LocalStage& st, int mb, const EdgeBatch* batch, int64_t batch_rows, StepResult& result) {
     at::Tensor x;
     if (st.first) {
       if (!batch) throw std::logic_error("the first stage needs the edge's batch");
@@ -141,24 +171,33 @@ struct PipelineExecutor::Impl {
     }
     const auto start = Clock::now();
     at::Tensor out = st.forward(x);
-    if (st.last) {
-      if (!batch) throw std::logic_error("the last stage needs the edge's labels");
-      const at::Tensor labels = batch->labels.at(mb).to(st.device);
-      const at::Tensor loss_sum = options.loss(out, labels);
-      // Each micro-batch contributes its share of the mini-batch mean, so the accumulated
-      // gradient equals the gradient of the whole mini-batch.
-      st.losses[mb] = loss_sum / static_cast<double>(batch->batch_size);
-      const at::Tensor predicted = out.argmax(1);
-      const double loss_value = loss_sum.item<double>();
-      check_finite(loss_value, st, mb, "loss", result);
-      result.loss_sum += loss_value;
-      result.correct += predicted.eq(labels).sum().item<int64_t>();
-      result.samples += labels.size(0);
-      predictions.push_back(predicted.to(at::kCPU));
-    } else {
-      st.outputs[mb] = out;
-    }
     counters.forward_seconds += seconds_since(start);
+    if (!st.last) {
+      st.outputs[mb] = out;
+      return;
+    }
+    // The labels may still be on their way (that is a wait, not compute).
+    const auto link = loss_links.find(st.plan.stage - st.plan.stage % plan.pipeline_length());
+    at::Tensor labels;
+    if (link != loss_links.end()) {
+      labels = link->second->labels(mb, counters).to(st.device);
+    } else {
+      if (!batch) throw std::logic_error("the last stage needs the edge's labels");
+      labels = batch->labels.at(mb).to(st.device);
+    }
+    const auto loss_start = Clock::now();
+    const at::Tensor loss_sum = options.loss(out, labels);
+    // Each micro-batch contributes its share of the mini-batch mean, so the accumulated
+    // gradient equals the gradient of the whole mini-batch.
+    st.losses[mb] = loss_sum / static_cast<double>(batch_rows);
+    const at::Tensor predicted = out.argmax(1);
+    const double loss_value = loss_sum.item<double>();
+    check_finite(loss_value, st, mb, "loss", result);
+    st.seen.loss_sum += loss_value;
+    st.seen.correct += predicted.eq(labels).sum().item<int64_t>();
+    st.seen.samples += labels.size(0);
+    st.predictions[mb] = predicted.to(at::kCPU);
+    counters.forward_seconds += seconds_since(loss_start);
   }
 
   // A NaN/Inf stops the run where it appears (naming stage and micro-batch; the trainer adds
@@ -198,12 +237,21 @@ struct PipelineExecutor::Impl {
       throw std::logic_error("the step's micro-batch sizes do not match its schedule");
     const auto& program = schedule.programs.at(transport.rank());
     for (auto& st : stages) st.begin_step(schedule.num_microbatches);
-    predictions.clear();
+    const int64_t batch_rows = std::accumulate(rows.begin(), rows.end(), int64_t{0});
+    const auto links = active_loss_links(schedule);
 
-    // Post every receive of the step up front, so a message never waits for its receiver.
+    // Post every receive of the step up front, so a message never waits for its receiver. The
+    // edge sends labels before anything else and results come last (see loss_link.hpp).
+    for (const auto& [link, loss_end] : links)
+      if (loss_end) link->post_labels(rows);
     for (const Action& a : receive_order(schedule)) {
       if (a.type == ActionType::RecvActivation) inbound.at({a.stage - 1, false})->post(a.microbatch, rows[a.microbatch]);
       if (a.type == ActionType::RecvGradient) inbound.at({a.stage, true})->post(a.microbatch, rows[a.microbatch]);
+    }
+    for (const auto& [link, loss_end] : links) {
+      if (loss_end) continue;
+      if (!batch) throw std::logic_error("the first stage needs the edge's batch");
+      link->send_labels(batch->labels, counters);
     }
     std::optional<torch::NoGradGuard> no_grad;
     if (!train) no_grad.emplace();
@@ -217,7 +265,7 @@ struct PipelineExecutor::Impl {
           st.inputs[mb] = inbound.at({a.stage - 1, false})->receive(mb, counters).to(st.device).requires_grad_(train);
           break;
         case ActionType::Forward:
-          forward(st, mb, batch, result);
+          forward(st, mb, batch, batch_rows, result);
           break;
         case ActionType::SendActivation:
           check_finite(st.outputs[mb], st, mb, "activation", result);
@@ -240,13 +288,34 @@ struct PipelineExecutor::Impl {
         }
       }
     }
+    // What each loss saw goes to the step's result, or back to its pipeline's edge.
+    std::vector<at::Tensor> predictions;
+    for (auto& st : stages) {
+      if (!st.last || st.seen.samples == 0) continue;
+      for (const at::Tensor& p : st.predictions)
+        if (p.defined()) st.seen.predictions = st.seen.predictions.defined() ? at::cat({st.seen.predictions, p}) : p;
+      const auto link = loss_links.find(st.plan.stage - st.plan.stage % plan.pipeline_length());
+      if (link != loss_links.end()) {
+        link->second->send_result(st.seen, counters);
+      } else {
+        add(result, st.seen, predictions);
+      }
+    }
+    for (const auto& [link, loss_end] : links)
+      if (!loss_end) add(result, link->receive_result(batch_rows, counters), predictions);
     for (auto& [key, channel] : outbound) channel->complete(counters);
+    for (const auto& [link, loss_end] : links) link->complete(counters);
     if (!predictions.empty()) result.predictions = at::cat(predictions);
     counters.step_seconds += seconds_since(step_start);
     return result;
   }
 
-  std::vector<at::Tensor> predictions;
+  static void add(StepResult& result, const StepResult& part, std::vector<at::Tensor>& predictions) {
+    result.loss_sum += part.loss_sum;
+    result.correct += part.correct;
+    result.samples += part.samples;
+    if (part.predictions.defined()) predictions.push_back(part.predictions);
+  }
   std::map<const Schedule*, std::vector<Action>> receive_orders;  // schedules live as long as the run
 };
 

@@ -55,8 +55,11 @@ RankEpoch RankEpoch::measure(const RankCounters& train, const RankCounters& afte
                 {"busy_fraction", train.step_seconds > 0 ? busy / train.step_seconds : 0.0},
                 {"epoch_seconds", epoch_seconds},
                 {"peak_rss_bytes", peak_rss_bytes},
-                {"sent_bytes", sum(train.bytes_sent, 0) + sum(train.bytes_sent, 1)},
-                {"received_bytes", sum(train.bytes_received, 0) + sum(train.bytes_received, 1)}};
+                {"sent_bytes", sum(train.bytes_sent, 0) + sum(train.bytes_sent, 1) + train.label_bytes_sent},
+                {"received_bytes",
+                 sum(train.bytes_received, 0) + sum(train.bytes_received, 1) + train.label_bytes_received},
+                {"label_bytes", train.label_bytes_sent},
+                {"eval_label_bytes", after_eval.label_bytes_sent - train.label_bytes_sent}};
   for (size_t b = 0; b < train.bytes_sent.size(); ++b) {
     std::map<std::string, double> cell;
     for (int d = 0; d < 2; ++d) {
@@ -103,8 +106,10 @@ RankEpoch RankEpoch::unflatten(const std::vector<double>& values) const {
 EpochTraffic EpochTraffic::combine(const std::vector<RankEpoch>& ranks) {
   EpochTraffic t;
   const auto counter_columns = rank_counter_columns();
-  double busy = 0, step = 0;
+  double busy = 0, step = 0, eval_label_bytes = 0;
   for (const auto& rank : ranks) {
+    t.train_label_bytes += rank.counters.at("label_bytes");
+    eval_label_bytes += rank.counters.at("eval_label_bytes");
     t.rank_counters.push_back(in_order(rank.counters, counter_columns));
     busy += rank.counters.at("busy_fraction") * rank.counters.at("step_seconds");
     step += rank.counters.at("step_seconds");
@@ -128,7 +133,8 @@ EpochTraffic EpochTraffic::combine(const std::vector<RankEpoch>& ranks) {
     t.eval_wire_bytes += cell["eval_act_wire_bytes"];
     for (double value : in_order(cell, boundary_traffic_columns())) t.boundary_traffic.push_back(value);
   }
-  t.train_wire_bytes = act_wire + grad_wire;
+  t.train_wire_bytes = act_wire + grad_wire + t.train_label_bytes;
+  t.eval_wire_bytes += eval_label_bytes;
   t.train_raw_bytes = act_raw + grad_raw;
   t.act_compression = ratio(act_wire, act_raw);
   t.grad_compression = ratio(grad_wire, grad_raw);

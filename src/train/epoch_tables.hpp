@@ -28,7 +28,7 @@ struct RankEpoch {
 struct EpochTraffic {
   std::vector<std::vector<double>> rank_counters;  // per rank, in schema column order
   std::vector<double> boundary_traffic;            // [boundary, column], in schema column order
-  double train_wire_bytes = 0, train_raw_bytes = 0, eval_wire_bytes = 0;
+  double train_wire_bytes = 0, train_raw_bytes = 0, train_label_bytes = 0, eval_wire_bytes = 0;
   double act_compression = 0, grad_compression = 0;  // wire / raw; NaN without boundaries
   double bubble_fraction = 0;                        // 1 - sum busy / sum step, over the ranks
 

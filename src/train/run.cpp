@@ -281,7 +281,8 @@ std::string role_of(const PartitionPlan& plan, int rank) {
 struct EpochRow {
   double epoch = 0, lr = 0, train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, epoch_seconds = 0,
          train_seconds = 0, steps = 0, train_samples = 0, samples_per_second = 0, skipped_steps = 0,
-         edge_sync_seconds = 0, edge_sync_bytes = 0, train_wire_bytes = 0, train_raw_bytes = 0, eval_wire_bytes = 0,
+         edge_sync_seconds = 0, edge_sync_bytes = 0, train_wire_bytes = 0, train_raw_bytes = 0, train_label_bytes = 0,
+         eval_wire_bytes = 0,
          act_compression = 0, grad_compression = 0, bubble_fraction = 0, simulated_bubble_fraction = 0,
          peak_rss_bytes = 0;
   std::vector<std::pair<std::string, double>> columns() const {
@@ -301,6 +302,7 @@ struct EpochRow {
             {"edge_sync_bytes", edge_sync_bytes},
             {"train_wire_bytes", train_wire_bytes},
             {"train_raw_bytes", train_raw_bytes},
+            {"train_label_bytes", train_label_bytes},
             {"eval_wire_bytes", eval_wire_bytes},
             {"act_compression", act_compression},
             {"grad_compression", grad_compression},
@@ -672,6 +674,7 @@ void run(const RunConfig& config, ControlPlane& world) {
                                               sync_bytes,
                                               traffic.train_wire_bytes,
                                               traffic.train_raw_bytes,
+                                              traffic.train_label_bytes,
                                               traffic.eval_wire_bytes,
                                               traffic.act_compression,
                                               traffic.grad_compression,

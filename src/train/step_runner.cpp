@@ -12,7 +12,7 @@
 namespace splitpipe {
 namespace {
 
-// Every ordered pair of ranks that exchanges boundary messages.
+// Every ordered pair of ranks that exchanges boundary (or label) messages.
 TransportLinks links_of(const PartitionPlan& plan) {
   const auto stage_rank = plan.stage_rank();
   const int L = plan.pipeline_length();
@@ -21,6 +21,12 @@ TransportLinks links_of(const PartitionPlan& plan) {
     if ((static_cast<int>(s) + 1) % L != 0 && stage_rank[s] != stage_rank[s + 1]) {
       links.emplace(stage_rank[s], stage_rank[s + 1]);
       links.emplace(stage_rank[s + 1], stage_rank[s]);
+    }
+  // --edge-last 0: labels go from each pipeline's first rank to its loss rank, results back.
+  for (size_t first = 0; first + L <= stage_rank.size(); first += static_cast<size_t>(L))
+    if (stage_rank[first] != stage_rank[first + L - 1]) {
+      links.emplace(stage_rank[first], stage_rank[first + L - 1]);
+      links.emplace(stage_rank[first + L - 1], stage_rank[first]);
     }
   return {links.begin(), links.end()};
 }

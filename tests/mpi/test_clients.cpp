@@ -125,11 +125,26 @@ double max_relative_difference(const std::vector<std::pair<std::string, at::Tens
   return worst;
 }
 
-class SequentialClientsTest : public MpiTest, public ::testing::WithParamInterface<std::string> {};
+// A shard spec, and where the loss is: on each client (the U-shape, --edge-last 1) or on the
+// server (--edge-last 0: the clients send it their labels).
+struct ClientCase {
+  std::string shard;
+  int edge_last;
+  std::vector<std::string> with(std::vector<std::string> extra) const {
+    extra.insert(extra.end(), {"--edge-last", std::to_string(edge_last)});
+    return extra;
+  }
+};
+const std::vector<ClientCase> kClientCases{{"iid", 1}, {"label-skew:alpha=0.5", 1}, {"label-skew:alpha=0.5", 0}};
+std::string case_name(const ::testing::TestParamInfo<ClientCase>& info) {
+  return std::string(info.param.shard == "iid" ? "iid" : "label_skew") + (info.param.edge_last == 0 ? "_loss_on_server" : "");
+}
+
+class SequentialClientsTest : public MpiTest, public ::testing::WithParamInterface<ClientCase> {};
 
 TEST_P(SequentialClientsTest, OneEpochEqualsSingleProcessOverShardsInClientOrder) {
   if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
-  const RunConfig config = make_config(GetParam());
+  const RunConfig config = make_config(GetParam().shard, GetParam().with({}));
   MpiControlPlane world;
   const DatasetSplits data = load_dataset(config.data);  // synthetic: the same on every rank
   const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
@@ -172,14 +187,15 @@ TEST_P(SequentialClientsTest, OneEpochEqualsSingleProcessOverShardsInClientOrder
   }
 }
 
-class ParallelClientsTest : public MpiTest, public ::testing::WithParamInterface<std::string> {};
+class ParallelClientsTest : public MpiTest, public ::testing::WithParamInterface<ClientCase> {};
 
 TEST_P(ParallelClientsTest, SyncEveryRoundEqualsSingleProcessOnTheUnionBatch) {
   if (world_size() != 3) GTEST_SKIP() << "needs 3 ranks: 2 edge clients and 1 server";
   // Two micro-batches per client, so the server interleaves four micro-batches per round.
-  const RunConfig config = make_config(GetParam(), {"--client-mode", "parallel", "--sync-every", "1", "--chunks",
-                                                    "2", "--synthetic-train", "160", "--momentum", "0.9",
-                                                    "--weight-decay", "0.001"});
+  const RunConfig config =
+      make_config(GetParam().shard, GetParam().with({"--client-mode", "parallel", "--sync-every", "1", "--chunks", "2",
+                                                     "--synthetic-train", "160", "--momentum", "0.9",
+                                                     "--weight-decay", "0.001"}));
   MpiControlPlane world;
   const DatasetSplits data = load_dataset(config.data);
   const auto shards = make_shards(data.train.labels, data.train.num_classes, 2, parse_shard_spec(config.shard),
@@ -230,10 +246,8 @@ TEST_F(ParallelClientsTest, SyncEveryFewRoundsLeavesEqualEdgeCopiesAtTheEpochEnd
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shards, ParallelClientsTest, ::testing::Values("iid", "label-skew:alpha=0.5"),
-                         [](const auto& info) { return info.param == "iid" ? "iid" : "label_skew"; });
+INSTANTIATE_TEST_SUITE_P(Shards, ParallelClientsTest, ::testing::ValuesIn(kClientCases), case_name);
 
-INSTANTIATE_TEST_SUITE_P(Shards, SequentialClientsTest, ::testing::Values("iid", "label-skew:alpha=0.5"),
-                         [](const auto& info) { return info.param == "iid" ? "iid" : "label_skew"; });
+INSTANTIATE_TEST_SUITE_P(Shards, SequentialClientsTest, ::testing::ValuesIn(kClientCases), case_name);
 
 }  // namespace

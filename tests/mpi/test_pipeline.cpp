@@ -61,8 +61,9 @@ const std::vector<ModelCase>& model_cases() {
 }
 
 // Through the real parser, so the configuration is validated like a command line.
-RunConfig make_config(const ModelCase& model, const std::string& schedule, int chunks) {
+RunConfig make_config(const ModelCase& model, const std::string& schedule, int chunks, int edge_last = 1) {
   const std::vector<std::string> args{"test_mpi",
+                                      "--edge-last", std::to_string(edge_last),
                                       "--model", model.model,
                                       "--mlp-hidden", "64,32,16",
                                       "--transformer-layers", "2",
@@ -256,6 +257,40 @@ INSTANTIATE_TEST_SUITE_P(
     AllModelsSchedulesChunks, PipelineExactness,
     ::testing::Combine(::testing::ValuesIn(model_cases()), ::testing::Values("gpipe", "1f1b"),
                        ::testing::Values(1, 2, 4)),
+    [](const ::testing::TestParamInfo<ExactnessParam>& info) {
+      return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
+             "_chunks" + std::to_string(std::get<2>(info.param));
+    });
+
+// --edge-last 0 (the research's split without the U): the last server holds the head and the
+// loss, the edge sends it the labels and gets the loss, correct count and predictions back.
+// Training must be exactly the single-process run, and the edge must see its statistics.
+class LossOnServer : public MpiTest, public ::testing::WithParamInterface<ExactnessParam> {};
+
+TEST_P(LossOnServer, WeightsAndStatisticsMatchSingleProcessRun) {
+  const auto& [model, schedule, chunks] = GetParam();
+  const RunConfig config = make_config(model, schedule, chunks, 0);
+  const Weights pipeline = train_pipeline(config);
+  const Weights& ref = reference(config);
+
+  if (world_rank() == 0) {  // the statistics came back from the server
+    EXPECT_EQ(pipeline.stats.samples, kSteps * config.batch_size);
+    EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kTolerance * std::max(1.0, std::abs(ref.stats.loss)));
+    EXPECT_EQ(pipeline.stats.correct, ref.stats.correct);
+    ASSERT_TRUE(pipeline.stats.confusion.defined());
+    EXPECT_TRUE(pipeline.stats.confusion.equal(ref.stats.confusion)) << "predictions returned in sample order";
+  } else {
+    EXPECT_EQ(pipeline.stats.samples, 0) << "a server keeps no statistics of its own";
+  }
+  const WorldComparison c = compare_on_world(pipeline, ref);
+  EXPECT_LE(c.parameters.max_relative, kTolerance) << "worst parameter: " << c.parameters.worst;
+  EXPECT_LE(c.buffers.max_relative, kTolerance) << "worst buffer: " << c.buffers.worst;
+  report(model.model + " " + schedule + " chunks " + std::to_string(chunks) + " edge-last 0", c);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllModelsSchedules, LossOnServer,
+    ::testing::Combine(::testing::ValuesIn(model_cases()), ::testing::Values("gpipe", "1f1b"), ::testing::Values(1, 3)),
     [](const ::testing::TestParamInfo<ExactnessParam>& info) {
       return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
              "_chunks" + std::to_string(std::get<2>(info.param));

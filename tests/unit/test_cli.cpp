@@ -336,7 +336,7 @@ TEST(Cli, BadValuesAreUsageErrorsNamingTheOption) {
       {"ServerSplitUnknownWord", {"--server-split", "flops"}, "--server-split"},
       {"ServerSplitZero", {"--server-split", "0"}, "--server-split"},
       {"EdgeFirstZero", {"--edge-first", "0"}, "--edge-first"},
-      {"EdgeLastZero", {"--edge-last", "0"}, "--edge-last"},
+      {"EdgeLastNegative", {"--edge-last", "-1"}, "--edge-last"},
       {"EdgeDeviceUnknown", {"--edge-device", "tpu"}, "--edge-device"},
       {"ServerDeviceUnknown", {"--server-device", "gpu"}, "--server-device"},
       {"FwdCodecUnknown", {"--fwd-codec", "zip"}, "--fwd-codec"},

@@ -117,6 +117,23 @@ void expect_refused(const std::vector<Block>& blocks, int world, int k, int m, c
   }
 }
 
+TEST(Partition, EdgeLastZeroEndsThePipelineOnTheLastServer) {
+  // The research's split: the edge holds the first K blocks only; the head and the loss sit on
+  // the last server stage, so the edge owns one stage and the pipeline is one stage shorter.
+  const auto blocks = blocks_with_parameters({1, 1, 1, 1, 1, 1});
+  const PartitionPlan plan = make_partition(blocks, 3, 2, 0, "even");
+  expect_covers_every_block_once(plan, 6);
+  EXPECT_EQ(ranges(plan), (std::vector<Range>{{0, 0, 2, "edge-first"}, {1, 2, 4, "server"}, {2, 4, 6, "server"}}));
+  EXPECT_EQ(plan.stages_of_rank(0), (std::vector<int>{0}));
+  EXPECT_EQ(plan.pipeline_length(), 3);
+  // Several clients: each pipeline ends on the same last server.
+  const PartitionPlan clients = replicate_for_clients(make_partition(blocks, 2, 2, 0, "even"), 2);
+  EXPECT_EQ(clients.stage_rank(), (std::vector<int>{0, 2, 1, 2}));
+  // K alone must still leave the servers a block each.
+  expect_refused(blocks, 3, 5, 0, "even", "1 middle blocks");
+  expect_refused(blocks, 2, 6, 0, "even", "leave no block for the server");
+}
+
 TEST(Partition, ImpossiblePlansAreRefusedWithAReason) {
   const auto blocks = blocks_with_parameters({1, 1, 1, 1, 1});
   expect_refused(blocks, 2, 3, 2, "even", "leave no block for the server");

@@ -4,6 +4,8 @@
 #   single      mpirun -np 2                                           rank 0 edge, rank 1 server
 #   sequential  mpirun -np 3 --edge-ranks 2 --client-mode sequential   ranks 0,1 clients, rank 2 server
 #   parallel    mpirun -np 3 --edge-ranks 2 --client-mode parallel     ranks 0,1 clients, rank 2 server
+#   loss-on-server  mpirun -np 2 --edge-last 0                         rank 0 edge, rank 1 server with
+#               the head and the loss (labels sent to it, loss and predictions sent back)
 # Steps (optimizer steps, or rounds in parallel mode) per epoch: 16, 16, 8 (checked against the
 # "<N> steps/epoch" line rank 0 prints). Checks:
 #   0. the uninterrupted reference run completes with 4 rows in every table;
@@ -23,7 +25,7 @@
 #   4. (run before 3) --server-split time with one more rank (2 servers) completes, and /ranks
 #      holds the plan's server stages and every rank's forward and step time.
 #
-# Usage: modes.sh <splitpipe binary> <mpiexec> "<mpirun flags>" [single|sequential|parallel]
+# Usage: modes.sh <splitpipe binary> <mpiexec> "<mpirun flags>" [single|sequential|parallel|loss-on-server]
 set -u
 mode=${4:-single}
 
@@ -34,10 +36,11 @@ py=/usr/bin/python3
 
 case $mode in
   single) np=2 server=1 client=0 clients=1 expected_steps=16 extra=() ;;
+  loss-on-server) np=2 server=1 client=0 clients=1 expected_steps=16 extra=(--edge-last 0) ;;
   sequential) np=3 server=2 client=1 clients=2 expected_steps=16 extra=(--edge-ranks 2 --client-mode sequential) ;;
   parallel) np=3 server=2 client=1 clients=2 expected_steps=8 extra=(--edge-ranks 2 --client-mode parallel) ;;
   *)
-    echo "usage: $0 <splitpipe binary> <mpiexec> \"<mpirun flags>\" [single|sequential|parallel]" >&2
+    echo "usage: $0 <splitpipe binary> <mpiexec> \"<mpirun flags>\" [single|sequential|parallel|loss-on-server]" >&2
     exit 2
     ;;
 esac
@@ -200,9 +203,17 @@ counts=$(tables ref.h5 4)
 check "reference run file: 4 rows everywhere ($counts)" $?
 samples=$(h5 ref.h5 "sorted({int(x) for c in f['clients'] for x in f['clients'][c]['samples'][:]})")
 same "every client trains on $((512 / clients)) samples per epoch (${samples:-unreadable})" "$samples" "[$((512 / clients))]"
-if [[ $mode != single ]]; then
+if [[ $mode != single && $mode != loss-on-server ]]; then
   attrs=$(h5 ref.h5 "text(f['options'].attrs['client-mode']) + ' ' + text(f['options'].attrs['edge-ranks'])")
   same "run file says client_mode $mode, edge_ranks 2 (${attrs:-unreadable})" "$attrs" "$mode 2"
+fi
+if [[ $mode == loss-on-server ]]; then
+  # Per epoch: 512 labels of 8 B to the server; back, 8 B per prediction + 24 B per step.
+  labels=$(h5 ref.h5 "sorted({int(x) for x in f['epochs']['train_label_bytes'][:]})")
+  same "labels and results on the wire: 512*8 + 512*8 + $steps*24 B per epoch (${labels:-unreadable})" "$labels" \
+    "[$((512 * 16 + steps * 24))]"
+  correct=$(h5 ref.h5 "int(f['confusion'][-1].trace()) == round(f['epochs']['test_acc'][-1] * 128)")
+  same "the edge's confusion matrix agrees with the server's test accuracy (${correct:-unreadable})" "$correct" True
 fi
 ref_digest=$(digest ref.h5)
 ref_losses=$(losses ref.h5)
