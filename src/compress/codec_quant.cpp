@@ -1,7 +1,11 @@
 // `quant`: uniform quantization with a per-tensor or per-channel (lo, step) grid.
+// The channel of [N, C, ...] images and [N, F] features is dim 1; of [N, T, W] sequences
+// (transformer, ViT) it is the last dim, the feature: each of the W features of a token has its
+// own range, while dim 1 would group by token position, which says nothing about the values.
 // Payload:
-//   u32 bits (1..16), u32 per (0 = one grid for the tensor, 1 = one grid per channel = dim 1)
-//   float32 [groups][2] (lo, step)      groups = shape[1] per channel, else 1
+//   u32 bits (1..16), u32 per (0 = one grid for the tensor, 1 = one grid per index of dim 1,
+//                              2 = one grid per index of the last dim)
+//   float32 [groups][2] (lo, step)      groups = the size of that dim, else 1
 //   codes, `bits` bits each, bit-packed, row-major
 // Per channel needs >= 2 dims; smaller tensors fall back to one grid (and say so: per = 0).
 #include "error_feedback.hpp"
@@ -39,8 +43,9 @@ class QuantCodec final : public FeedbackCodec {
     if (bits < 1 || bits > 16) reader.fail("bit width " + std::to_string(bits) + " outside 1..16");
     const uint32_t per = reader.u32("grouping");
     const std::vector<int64_t> sizes = reader.sizes();
-    if (per > 1 || (per == 1 && sizes.size() < 2)) reader.fail("invalid grouping " + std::to_string(per));
-    const GridLayout layout = grid_layout(sizes, per == 1);
+    if (per > kLastDim || (per != kTensor && sizes.size() < 2))
+      reader.fail("invalid grouping " + std::to_string(per));
+    const GridLayout layout = grid_layout(sizes, static_cast<Grouping>(per));
     const UniformGrid grid = read_grid_table(reader, layout.groups);
     const int64_t count = reader.numel();
     const uint8_t* codes = reader.packed_codes(count, static_cast<int>(bits), "codes");
@@ -56,14 +61,14 @@ class QuantCodec final : public FeedbackCodec {
   size_t encode_values(const at::Tensor& x, std::vector<uint8_t>& out, int /*stream*/) override {
     const at::Tensor values = x.contiguous();
     const int64_t count = values.numel();
-    const bool per_channel = uses_channels(values.sizes());
-    const GridLayout layout = grid_layout(values.sizes().vec(), per_channel);
+    const Grouping grouping = grouping_of(values.sizes());
+    const GridLayout layout = grid_layout(values.sizes().vec(), grouping);
     at::Tensor lo = at::zeros({layout.groups}, values.options()), hi = at::zeros({layout.groups}, values.options());
     if (count > 0) group_ranges(values.data_ptr<float>(), count, layout, lo.data_ptr<float>(), hi.data_ptr<float>());
     const UniformGrid grid = uniform_grid(lo, hi, bits_);
     PayloadWriter writer(out, id(), values.sizes(), payload_bytes(values.sizes()));
     writer.put_u32(static_cast<uint32_t>(bits_));
-    writer.put_u32(per_channel ? 1 : 0);
+    writer.put_u32(grouping);
     put_grid_table(writer, grid);
     if (rounding_ == Rounding::Nearest) {
       uint8_t* codes = writer.claim(packed_bytes(count, bits_));
@@ -71,7 +76,7 @@ class QuantCodec final : public FeedbackCodec {
         quantize_pack_nearest(values.data_ptr<float>(), count, layout, grid.lo.data_ptr<float>(),
                               grid.step.data_ptr<float>(), bits_, codes);
     } else {
-      const std::vector<int64_t> grid_shape = broadcast_shape(values.sizes().vec(), per_channel);
+      const std::vector<int64_t> grid_shape = broadcast_shape(values.sizes().vec(), grouping);
       writer.put_codes(quantize_codes(values, grid.lo.view(grid_shape), grid.step.view(grid_shape), bits_,
                                       rounding_, generator_),
                        bits_);
@@ -80,25 +85,39 @@ class QuantCodec final : public FeedbackCodec {
   }
 
  private:
-  bool uses_channels(c10::IntArrayRef shape) const { return per_channel_ && shape.size() >= 2; }
+  enum Grouping : uint32_t { kTensor = 0, kDim1 = 1, kLastDim = 2 };
+
+  Grouping grouping_of(c10::IntArrayRef shape) const {
+    if (!per_channel_ || shape.size() < 2) return kTensor;
+    return shape.size() == 3 ? kLastDim : kDim1;
+  }
+
+  // The dim that has a grid per index, or -1 for one grid.
+  static int grid_dim(size_t dims, Grouping grouping) {
+    return grouping == kTensor ? -1 : grouping == kDim1 ? 1 : static_cast<int>(dims) - 1;
+  }
 
   size_t payload_bytes(c10::IntArrayRef shape) const {
-    const int64_t groups = uses_channels(shape) ? shape[1] : 1;
+    const int dim = grid_dim(shape.size(), grouping_of(shape));
+    const int64_t groups = dim < 0 ? 1 : shape[dim];
     return 2 * sizeof(uint32_t) + grid_table_bytes(groups) + packed_bytes(shape_numel(shape), bits_);
   }
 
-  // Channel = dim 1: C grids, each used by runs of prod(dims 2..) consecutive values.
-  static GridLayout grid_layout(const std::vector<int64_t>& sizes, bool per_channel) {
-    if (!per_channel) return {1, std::max<int64_t>(1, shape_numel(sizes))};
+  // One grid per index of the grid dim, each used by runs of prod(dims after it) consecutive
+  // values (1 for the last dim).
+  static GridLayout grid_layout(const std::vector<int64_t>& sizes, Grouping grouping) {
+    const int dim = grid_dim(sizes.size(), grouping);
+    if (dim < 0) return {1, std::max<int64_t>(1, shape_numel(sizes))};
     int64_t inner = 1;
-    for (size_t d = 2; d < sizes.size(); ++d) inner *= sizes[d];
-    return {sizes[1], inner};
+    for (size_t d = static_cast<size_t>(dim) + 1; d < sizes.size(); ++d) inner *= sizes[d];
+    return {sizes[static_cast<size_t>(dim)], inner};
   }
 
-  // [1, C, 1, ...] for per-channel grids, [1, ...] otherwise, so (lo, step) broadcast over x.
-  static std::vector<int64_t> broadcast_shape(std::vector<int64_t> sizes, bool per_channel) {
+  // 1 everywhere but the grid dim, so (lo, step) broadcast over x.
+  static std::vector<int64_t> broadcast_shape(std::vector<int64_t> sizes, Grouping grouping) {
+    const int dim = grid_dim(sizes.size(), grouping);
     for (size_t d = 0; d < sizes.size(); ++d)
-      if (!(per_channel && d == 1)) sizes[d] = 1;
+      if (static_cast<int>(d) != dim) sizes[d] = 1;
     return sizes;
   }
 

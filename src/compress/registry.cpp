@@ -29,9 +29,9 @@ const CodecEntry kCodecs[] = {
     {"none", "raw float32 (no parameters)", make_none_codec},
     {"fp16", "IEEE half precision, 2 bytes a value (no parameters)", make_fp16_codec},
     {"bf16", "bfloat16, 2 bytes a value, float32 range (no parameters)", make_bf16_codec},
-    {"quant", "bits=1..16 (8), per=tensor|channel, round=nearest|stochastic, ef=0|1", make_quant_codec},
+    {"quant", "bits=1..16 (8), per=tensor|channel (dim 1; of [N,T,W]: W), round=nearest|stochastic, ef=0|1", make_quant_codec},
     {"sortquant", "bits=1..16 (6), split=0..8 (2) quantile buckets, ef=0|1", make_sortquant_codec},
-    {"lowrank", "rank=R (8), iters=1..100 (1), factors=fp32|fp16, ef=0|1", make_lowrank_codec},
+    {"lowrank", "rank=R (8), iters=1..100 (1), view=sample|batch, factors=fp32|fp16, ef=0|1", make_lowrank_codec},
     {"topk", "ratio=0<P<=1 (0.1) of largest magnitudes kept, ef=0|1", make_topk_codec},
     {"kmeans", "bits=1..8 (4), iters=0..1000 (20) Lloyd rounds, ef=0|1", make_kmeans_codec},
 };

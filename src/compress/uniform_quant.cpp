@@ -112,6 +112,56 @@ SPLITPIPE_FMA_CLONES void dequantize(const uint32_t* codes, int64_t n, float lo,
   for (int64_t i = 0; i < n; ++i) out[i] = dequantized(codes[i], lo, step);
 }
 
+// A grid per value of the last dim (inner = 1): value i of a row uses grid i. The loops run along
+// the row with the grids as arrays, so they vectorize like the one-grid loops above.
+SPLITPIPE_VECTOR_CLONES void row_ranges_into(const float* x, int64_t n, float* lo, float* hi, float* nan) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    lo[i] = v < lo[i] ? v : lo[i];
+    hi[i] = v > hi[i] ? v : hi[i];
+    nan[i] = v != v ? 1.0f : nan[i];
+  }
+}
+
+SPLITPIPE_VECTOR_CLONES void quantize_nearest_row(const float* x, int64_t n, const float* lo, const float* inverse,
+                                                  float top_level, uint32_t* codes) {
+  for (int64_t i = 0; i < n; ++i) codes[i] = nearest_code(x[i], lo[i], inverse[i], top_level);
+}
+
+SPLITPIPE_FMA_CLONES void dequantize_row(const uint32_t* codes, int64_t n, const float* lo, const float* step,
+                                         float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = dequantized(codes[i], lo[i], step[i]);
+}
+
+// Calls body(begin, end, first_group) for the pieces of [begin, end) that lie in one row of
+// `groups` values (inner = 1): value begin uses grid first_group, the next one the next grid.
+template <typename Body>
+void for_each_row_piece(int64_t begin, int64_t end, int64_t groups, const Body& body) {
+  while (begin < end) {
+    const int64_t stop = std::min(end, (begin / groups + 1) * groups);
+    body(begin, stop, begin % groups);
+    begin = stop;
+  }
+}
+
+// group_ranges with a grid per value of the last dim: per task, running min/max arrays over
+// its rows, merged at the end (far fewer partial results than one Range per row).
+void last_dim_ranges(const float* x, int64_t count, int64_t groups, std::vector<Range>& ranges) {
+  const int64_t rows = count / groups;
+  const int64_t rows_per_task = std::max<int64_t>(1, kValuesPerTask / groups);
+  const int64_t tasks = (rows + rows_per_task - 1) / rows_per_task;
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> lo(tasks * groups, inf), hi(tasks * groups, -inf), nan(tasks * groups, 0.0f);
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t)
+      for (int64_t row = t * rows_per_task; row < std::min(rows, (t + 1) * rows_per_task); ++row)
+        row_ranges_into(x + row * groups, groups, &lo[t * groups], &hi[t * groups], &nan[t * groups]);
+  });
+  for (int64_t t = 0; t < tasks; ++t)
+    for (int64_t g = 0; g < groups; ++g)
+      ranges[g] = ranges[g].merged({lo[t * groups + g], hi[t * groups + g], nan[t * groups + g] != 0.0f});
+}
+
 }  // namespace
 
 void group_ranges(const float* x, int64_t count, GridLayout layout, float* lo, float* hi) {
@@ -122,6 +172,8 @@ void group_ranges(const float* x, int64_t count, GridLayout layout, float* lo, f
         0, count, kValuesPerTask, Range{},
         [&](int64_t begin, int64_t end, Range partial) { return partial.merged(range_of(x + begin, end - begin)); },
         [](const Range& a, const Range& b) { return a.merged(b); });
+  } else if (layout.inner == 1) {
+    last_dim_ranges(x, count, layout.groups, ranges);
   } else {
     const int64_t rows = count / layout.inner;
     std::vector<Range> row_ranges(rows);
@@ -146,6 +198,13 @@ void quantize_pack_nearest(const float* x, int64_t count, GridLayout layout, con
   std::vector<float> inverse(layout.groups);
   for (int64_t g = 0; g < layout.groups; ++g) inverse[g] = inverse_step(step[g]);
   pack_produced(count, bits, out, [&](int64_t begin, int64_t end, uint32_t* codes) {
+    if (layout.inner == 1 && layout.groups > 1) {
+      for_each_row_piece(begin, end, layout.groups, [&](int64_t piece_begin, int64_t piece_end, int64_t g) {
+        quantize_nearest_row(x + piece_begin, piece_end - piece_begin, lo + g, inverse.data() + g, top_level,
+                             codes + (piece_begin - begin));
+      });
+      return;
+    }
     for_each_grid_run(begin, end, layout, [&](int64_t run_begin, int64_t run_end, int64_t g) {
       quantize_nearest(x + run_begin, run_end - run_begin, lo[g], inverse[g], top_level, codes + (run_begin - begin));
     });
@@ -155,6 +214,12 @@ void quantize_pack_nearest(const float* x, int64_t count, GridLayout layout, con
 void unpack_dequantize(const uint8_t* in, int64_t count, GridLayout layout, const float* lo, const float* step,
                        int bits, float* out) {
   unpack_consumed(in, count, bits, [&](int64_t begin, int64_t end, const uint32_t* codes) {
+    if (layout.inner == 1 && layout.groups > 1) {
+      for_each_row_piece(begin, end, layout.groups, [&](int64_t piece_begin, int64_t piece_end, int64_t g) {
+        dequantize_row(codes + (piece_begin - begin), piece_end - piece_begin, lo + g, step + g, out + piece_begin);
+      });
+      return;
+    }
     for_each_grid_run(begin, end, layout, [&](int64_t run_begin, int64_t run_end, int64_t g) {
       dequantize(codes + (run_begin - begin), run_end - run_begin, lo[g], step[g], out + run_begin);
     });

@@ -88,6 +88,30 @@ TEST(CompressQuant, PerChannelBeatsPerTensorOnChannelScaledData) {
   }
 }
 
+// [batch, tokens, width] activations: the channel is the feature (last dim), whose scale is
+// what differs between the channels of a transformer's hidden state, not the token position.
+TEST(CompressQuant, PerChannelOnSequencesGroupsByFeature) {
+  const int64_t width = 16;
+  const at::Tensor scales = at::pow(10.0, at::linspace(-2, 1, width)).view({1, 1, width});
+  const at::Tensor x = randn({8, 12, width}, 9) * scales;
+  for (const char* rounding : {"nearest", "stochastic"}) {
+    auto per_tensor = make_codec(std::string("quant:bits=6,per=tensor,round=") + rounding);
+    auto per_channel = make_codec(std::string("quant:bits=6,per=channel,round=") + rounding);
+    const at::Tensor decoded = round_trip(*per_channel, x);
+    EXPECT_LT(relative_error(x, decoded), 0.5 * relative_error(x, round_trip(*per_tensor, x))) << rounding;
+    // One grid per feature: each within its own step (half a step when rounding to nearest).
+    for (int64_t w = 0; w < width; ++w) {
+      const at::Tensor feature = x.select(2, w);
+      const double step = (feature.max() - feature.min()).item<double>() / 63;
+      const double bound = std::string(rounding) == "nearest" ? step / 2 : step;
+      EXPECT_LE((decoded.select(2, w) - feature).abs().max().item<double>(), bound * (1 + 1e-4) + 1e-5) << w;
+    }
+    // The payload holds `width` grids, not one per token.
+    const size_t codes = static_cast<size_t>((x.numel() * 6 + 7) / 8);
+    EXPECT_EQ(per_channel->encoded_bytes(x.sizes()), 64 + 8 + width * 8 + codes);
+  }
+}
+
 // A tensor with rare huge outliers: 0.1% of the values scaled by 1000.
 at::Tensor with_outliers(int64_t n, uint64_t seed) {
   at::Generator generator = testing::seeded(seed);
@@ -134,9 +158,9 @@ TEST(CompressLowRank, ExactOnARankRInput) {
   const at::Tensor x = at::randn({64, 8}, generator, at::kFloat)
                            .mm(at::randn({8, 300}, generator, at::kFloat))
                            .view({64, 3, 100});
-  auto codec = make_codec("lowrank:rank=8");
+  auto codec = make_codec("lowrank:rank=8,view=batch");
   EXPECT_LT(relative_error(x, round_trip(*codec, x)), 1e-4);
-  auto half = make_codec("lowrank:rank=8,factors=fp16");
+  auto half = make_codec("lowrank:rank=8,view=batch,factors=fp16");
   EXPECT_LT(relative_error(x, round_trip(*half, x)), 2e-3);
   // Rank above min(rows, cols) is clamped and stays exact.
   auto big = make_codec("lowrank:rank=100");
@@ -145,6 +169,28 @@ TEST(CompressLowRank, ExactOnARankRInput) {
   // 1-D tensors travel raw.
   const at::Tensor vector = randn({33}, 11);
   EXPECT_TRUE(at::equal(round_trip(*codec, vector), vector));
+}
+
+// The per-sample view (the default): each sample's [C, H*W] (or [tokens, width]) matrix has its
+// own factors, so samples of rank R each are exact at rank R, which one [N, C*H*W] matrix of
+// rank R cannot be; and the bytes are N*(C + H*W)*R floats.
+TEST(CompressLowRank, PerSampleViewFactorsEachSampleOnItsOwn) {
+  at::Generator generator = testing::seeded(14);
+  const int64_t n = 16, channels = 12, pixels = 49, rank = 3;
+  const at::Tensor x = at::randn({n, channels, rank}, generator, at::kFloat)
+                           .bmm(at::randn({n, rank, pixels}, generator, at::kFloat))
+                           .view({n, channels, 7, 7});
+  auto per_sample = make_codec("lowrank:rank=3");
+  auto one_matrix = make_codec("lowrank:rank=3,view=batch");
+  EXPECT_LT(relative_error(x, round_trip(*per_sample, x)), 1e-4);
+  EXPECT_GT(relative_error(x, round_trip(*one_matrix, x)), 0.3);
+  EXPECT_EQ(per_sample->encoded_bytes(x.sizes()), 64 + 16 + static_cast<size_t>(n * (channels + pixels) * rank * 4));
+  // Sequences [batch, tokens, width] alike.
+  const at::Tensor sequence = x.view({n, channels, pixels});
+  EXPECT_LT(relative_error(sequence, round_trip(*per_sample, sequence)), 1e-4);
+  // 2-D tensors have no per-sample matrix: the batch view, as with view=batch.
+  const at::Tensor flat = randn({n, 40}, 15);
+  EXPECT_EQ(per_sample->encoded_bytes(flat.sizes()), one_matrix->encoded_bytes(flat.sizes()));
 }
 
 TEST(CompressLowRank, WarmStartConvergesToTheBestRankRApproximation) {

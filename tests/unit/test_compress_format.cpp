@@ -96,8 +96,10 @@ TEST(CompressSizes, MessagesAreHeaderPlusTheDocumentedPayloadBits) {
       {"quant:bits=12", 64 + 8 + 8 + bytes_of(n, 12)},
       {"quant:bits=5,per=channel", 64 + 8 + 10 * 8 + bytes_of(n, 5)},
       {"sortquant:bits=6,split=2", 64 + 8 + 4 * 8 + bytes_of(n, 8)},
-      {"lowrank:rank=3", 64 + 16 + (6 + 210) * 3 * 4},
-      {"lowrank:rank=3,factors=fp16", 64 + 16 + (6 + 210) * 3 * 2},
+      // Per sample: 6 matrices [10, 21]; one batch matrix: [6, 210].
+      {"lowrank:rank=3", 64 + 16 + 6 * (10 + 21) * 3 * 4},
+      {"lowrank:rank=3,factors=fp16", 64 + 16 + 6 * (10 + 21) * 3 * 2},
+      {"lowrank:rank=3,view=batch", 64 + 16 + (6 + 210) * 3 * 4},
       {"topk:ratio=0.1", 64 + 16 + 4 * topk_k + bytes_of(topk_k, 11)},
       {"kmeans:bits=3", 64 + 8 + 8 * 4 + bytes_of(n, 3)},
   };
@@ -150,7 +152,7 @@ TEST(CompressSpec, CanonicalSpecsRoundTrip) {
       {"quant:bits=4", "quant:bits=4,per=tensor,round=nearest,ef=0"},
       {"quant:round=stochastic,per=channel,bits=3,ef=1", "quant:bits=3,per=channel,round=stochastic,ef=1"},
       {"sortquant:bits=6,split=2", "sortquant:bits=6,split=2,ef=0"},
-      {"lowrank:rank=12,factors=fp16", "lowrank:rank=12,iters=1,factors=fp16,ef=0"},
+      {"lowrank:rank=12,factors=fp16", "lowrank:rank=12,iters=1,view=sample,factors=fp16,ef=0"},
       {"topk:ratio=0.2", "topk:ratio=0.2,ef=0"},
       {"kmeans:bits=4,iters=50", "kmeans:bits=4,iters=50,ef=0"},
   };

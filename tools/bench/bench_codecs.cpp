@@ -57,7 +57,7 @@ Options parse_options(int argc, char** argv) {
   if (options.codecs.empty())
     options.codecs = {"none", "fp16", "bf16", "quant:bits=12", "quant:bits=8", "quant:bits=4",
                       "quant:bits=8,per=channel", "sortquant:bits=6,split=2", "sortquant:bits=2,split=2",
-                      "lowrank:rank=8", "lowrank:rank=8,factors=fp16", "topk:ratio=0.1", "kmeans:bits=4"};
+                      "lowrank:rank=8", "lowrank:rank=8,view=batch", "lowrank:rank=8,factors=fp16", "topk:ratio=0.1", "kmeans:bits=4"};
   return options;
 }
 
@@ -108,14 +108,15 @@ void bench_shape(const std::vector<int64_t>& shape, const Options& options, uint
     const double error = (x - decoded).norm().item<double>() / norm;
     std::string note;
     if (codec->id() == splitpipe::CodecId::LowRank && x.dim() >= 2) {
-      // The alternative the notes measured: a full (thin) SVD truncated to the same rank.
-      const int64_t rows = x.size(0), cols = x.numel() / rows;
-      const at::Tensor matrix = x.reshape({rows, cols});
-      const int64_t rank = std::min<int64_t>({8, rows, cols});
+      // The alternative the notes measured: a full (thin) SVD truncated to the same rank, of
+      // the same matrices the codec factors (per sample, or one [N, numel/N]).
+      const bool per_sample = x.dim() >= 3 && codec->spec().find("view=sample") != std::string::npos;
+      const at::Tensor matrix = per_sample ? x.reshape({x.size(0), x.size(1), -1}) : x.reshape({1, x.size(0), -1});
+      const int64_t rank = std::min<int64_t>({8, matrix.size(1), matrix.size(2)});
       const double svd_s = median_seconds(options.iters, [&] {
         at::Tensor u, s, vh;
         std::tie(u, s, vh) = torch::linalg_svd(matrix, /*full_matrices=*/false);
-        (u.narrow(1, 0, rank) * s.narrow(0, 0, rank)).mm(vh.narrow(0, 0, rank));
+        (u.narrow(2, 0, rank) * s.narrow(1, 0, rank).unsqueeze(1)).bmm(vh.narrow(1, 0, rank));
       });
       char text[128];
       std::snprintf(text, sizeof(text), "linalg_svd rank %lld: %.1f ms, encode %.1f ms, speedup %.1fx",
