@@ -23,6 +23,8 @@ struct RunConfig {
   int threads = 1;
   int expect_ranks = 0;  // 0: any world size
   int64_t progress_every = 0;  // print a progress line every N steps (0: about every 10 s)
+  std::string trace;            // Chrome trace JSON of the first trace_steps steps (empty: none)
+  int64_t trace_steps = 10;
 
   // [model]
   std::string model = "lenet5";

@@ -18,6 +18,8 @@
 
 namespace splitpipe {
 
+class Tracer;  // trace.hpp
+
 // The loss of the last stage: the SUM over the micro-batch's samples (the executor divides by
 // the mini-batch size, so micro-batches add up to the mini-batch mean). The run passes it in;
 // the pipeline does not know what is being trained.
@@ -113,6 +115,8 @@ class PipelineExecutor {
   std::vector<std::pair<std::string, at::Tensor>> named_buffers() const;
 
   RankCounters& counters();
+  // Records every action of the steps the tracer is recording (--trace); null: none.
+  void set_tracer(Tracer* tracer);
   // Where this rank's stages live (--edge-device or --server-device); checkpoints and
   // hand-offs load their tensors there.
   at::Device device() const;

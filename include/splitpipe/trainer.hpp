@@ -24,6 +24,8 @@
 
 namespace splitpipe {
 
+class Tracer;  // trace.hpp
+
 // What every rank knows about the data (broadcast from rank 0, which holds it).
 // The model the configuration names, for samples of `sample_shape` and `num_classes` classes.
 ModelSpec model_spec(const RunConfig& config, const std::vector<int64_t>& sample_shape, int64_t num_classes);
@@ -94,6 +96,8 @@ class Trainer {
   StageState& state();
   const StageState& state() const;
   EdgeSyncStats& edge_sync();
+  // Records the first traced steps of the training passes (--trace); must outlive training.
+  void set_tracer(Tracer* tracer);
   std::string weights_digest() const { return state().digest(); }
 
  private:

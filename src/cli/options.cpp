@@ -223,6 +223,10 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "refuse to run unless the MPI world has exactly this many ranks (0: any)");
   t.add("run", "progress-every", &c.progress_every,
         "print a progress line every N training steps (0: about every 10 seconds)");
+  t.add("run", "trace", &c.trace,
+        "write a Chrome trace (JSON, for ui.perfetto.dev or chrome://tracing) of the first --trace-steps training "
+        "steps: every rank's schedule actions, encode/decode, waits, data and optimizer, one track per rank");
+  t.add("run", "trace-steps", &c.trace_steps, "training steps --trace records (1..10000), from the run's first step");
 
   t.section("model", "Model");
   t.add("model", "model", &c.model,

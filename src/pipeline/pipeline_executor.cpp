@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <numeric>
 #include <set>
@@ -13,6 +14,7 @@
 #include "splitpipe/error.hpp"
 #include "splitpipe/mpi_world.hpp"
 #include "splitpipe/pipeline.hpp"
+#include "splitpipe/trace.hpp"
 
 namespace splitpipe {
 namespace {
@@ -20,6 +22,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+Clock::duration clock_duration(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
 // A stage held by this rank and its per-step tensors (indexed by micro-batch).
@@ -70,6 +75,7 @@ struct PipelineExecutor::Impl {
   // --edge-last 0: per pipeline whose first and last stages are on different ranks, this
   // rank's end of its label link (keyed by the pipeline's first stage).
   std::map<int, std::unique_ptr<LossLink>> loss_links;
+  Tracer* tracer = nullptr;
 
   Impl(Transport& t, const PartitionPlan& p, const std::vector<Block>& blocks, const PipelineOptions& o)
       : transport(t), plan(p), options(o) {
@@ -260,6 +266,7 @@ struct PipelineExecutor::Impl {
     for (const Action& a : program) {
       LocalStage& st = stage(a.stage);
       const int mb = a.microbatch;
+      const TimeMarks before = marks();
       switch (a.type) {
         case ActionType::RecvActivation:
           st.inputs[mb] = inbound.at({a.stage - 1, false})->receive(mb, counters).to(st.device).requires_grad_(train);
@@ -287,7 +294,9 @@ struct PipelineExecutor::Impl {
           break;
         }
       }
+      if (tracer && tracer->recording()) trace_action(a, before);
     }
+    const TimeMarks before_results = marks();
     // What each loss saw goes to the step's result, or back to its pipeline's edge.
     std::vector<at::Tensor> predictions;
     for (auto& st : stages) {
@@ -305,9 +314,39 @@ struct PipelineExecutor::Impl {
       if (!loss_end) add(result, link->receive_result(batch_rows, counters), predictions);
     for (auto& [key, channel] : outbound) channel->complete(counters);
     for (const auto& [link, loss_end] : links) link->complete(counters);
+    if (tracer && tracer->recording())
+      tracer->span(links.empty() ? "complete sends" : "results and sends", "wait", before_results.time, Clock::now());
     if (!predictions.empty()) result.predictions = at::cat(predictions);
     counters.step_seconds += seconds_since(step_start);
     return result;
+  }
+
+  // Where the counters stood before an action, so its trace spans can be cut out of them.
+  struct TimeMarks {
+    Clock::time_point time;
+    double encode, decode, wait, link_wait;
+  };
+  TimeMarks marks() const {
+    double link_wait = 0;
+    for (const auto& cell : counters.link_wait_seconds_at) link_wait += cell[0] + cell[1];
+    return {Clock::now(), counters.encode_seconds, counters.decode_seconds, counters.wait_seconds, link_wait};
+  }
+
+  // The action's span, and inside it the encode of a send, or the wait and decode of a receive.
+  void trace_action(const Action& a, const TimeMarks& before) {
+    const TimeMarks after = marks();
+    const double encode = after.encode - before.encode, decode = after.decode - before.decode,
+                 wait = after.wait - before.wait, link_wait = after.link_wait - before.link_wait;
+    char args[96];
+    std::snprintf(args, sizeof(args), "\"wait_us\":%.3f,\"link_wait_us\":%.3f", wait * 1e6, link_wait * 1e6);
+    tracer->span(to_string(a), "action", before.time, after.time, a.stage, a.microbatch, args);
+    if (encode > 0)
+      tracer->span("encode", "codec", before.time, before.time + clock_duration(encode), a.stage, a.microbatch);
+    const bool receive = a.type == ActionType::RecvActivation || a.type == ActionType::RecvGradient;
+    if (receive && wait > 0)
+      tracer->span("wait", "wait", before.time, before.time + clock_duration(wait), a.stage, a.microbatch, args);
+    if (decode > 0)
+      tracer->span("decode", "codec", after.time - clock_duration(decode), after.time, a.stage, a.microbatch);
   }
 
   static void add(StepResult& result, const StepResult& part, std::vector<at::Tensor>& predictions) {
@@ -378,6 +417,8 @@ std::vector<std::pair<std::string, at::Tensor>> PipelineExecutor::named_buffers(
 }
 
 RankCounters& PipelineExecutor::counters() { return impl_->counters; }
+
+void PipelineExecutor::set_tracer(Tracer* tracer) { impl_->tracer = tracer; }
 
 at::Device PipelineExecutor::device() const {
   return impl_->stages.empty() ? at::Device(at::kCPU) : impl_->stages.front().device;

@@ -21,6 +21,7 @@
 #include "splitpipe/link.hpp"
 #include "splitpipe/run.hpp"
 #include "splitpipe/run_file.hpp"
+#include "splitpipe/trace.hpp"
 #include "splitpipe/run_schema.hpp"
 #include "splitpipe/schedule.hpp"
 #include "splitpipe/trainer.hpp"
@@ -487,6 +488,14 @@ void run(const RunConfig& config, ControlPlane& world) {
   if (world.rank() == 0 && writes_output && !config.output.empty() && !config.overwrite &&
       std::filesystem::exists(config.output))
     problem = "run file '" + config.output + "' already exists; pass --overwrite to replace it or choose another --output";
+  const bool trains = !config.dry_run && !config.print_schedule;
+  if (world.rank() == 0 && trains && !config.trace.empty() && !problem) {
+    const auto folder = std::filesystem::path(config.trace).parent_path();
+    if (!config.overwrite && std::filesystem::exists(config.trace))
+      problem = "trace file '" + config.trace + "' already exists; pass --overwrite to replace it or choose another --trace";
+    else if (!folder.empty() && !std::filesystem::is_directory(folder))
+      problem = "--trace " + config.trace + ": folder '" + folder.string() + "' does not exist";
+  }
   world.agree_on(problem);
   at::set_num_threads(config.threads);
   const bool root = world.rank() == 0;
@@ -502,6 +511,13 @@ void run(const RunConfig& config, ControlPlane& world) {
   world.set_timeout(config.comm_timeout);  // before the Trainer's transports take it over
   Trainer trainer(config, world, data ? &*data : nullptr, block_seconds);
   const PartitionPlan& plan = trainer.plan();
+  std::optional<Tracer> tracer;
+  if (!config.trace.empty() && trains) {
+    std::vector<std::string> names;
+    for (int r = 0; r < world.size(); ++r) names.push_back("rank " + std::to_string(r) + " (" + role_of(plan, r) + ")");
+    tracer.emplace(config.trace, config.trace_steps, world, names);
+    trainer.set_tracer(&*tracer);
+  }
 
   if (config.dry_run || config.print_schedule) {
     if (root) {

@@ -12,6 +12,7 @@
 #include "splitpipe/fault.hpp"
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/step_runner.hpp"
+#include "splitpipe/trace.hpp"
 
 namespace splitpipe {
 namespace {
@@ -78,6 +79,7 @@ struct Trainer::Impl {
   std::unique_ptr<BatchOrder> order;
   std::optional<FaultSpec> fault;
   EdgeSyncStats sync_stats;
+  Tracer* tracer = nullptr;
 
   Impl(const RunConfig& c, ControlPlane& ctl, const DatasetSplits* data, const std::vector<double>& block_seconds)
       : config(c), control(ctl), E(c.edge_ranks), my_client(ctl.rank() < c.edge_ranks ? ctl.rank() : -1) {
@@ -240,6 +242,7 @@ struct Trainer::Impl {
     runner->executor().set_training(true);
     if (order) order->start_epoch(epoch);
     for (int64_t b = first; b < end; ++b) {
+      if (tracer) tracer->begin_step(epoch, b);
       const auto step_start = Clock::now();
       const StepSpec spec = strategy->step(b);
       std::optional<EdgeBatch> batch;
@@ -249,6 +252,7 @@ struct Trainer::Impl {
         if (config.augment)
           inputs = augment_crop_flip(inputs, config.seed * 1000003ULL + (epoch * steps + b) * E + std::max(my_client, 0));
         batch = cut(inputs, own->train.labels.index_select(0, index), runner->microbatches(spec.rows));
+        if (tracer) tracer->span("data", "step", step_start, Clock::now());
       }
       state->set_lr(lr.at(epoch, b));
       state->zero_grad();
@@ -276,19 +280,30 @@ struct Trainer::Impl {
       } else if (takes_part) {
         // A server accumulated the gradient of every client's own batch mean: their mean is
         // the gradient of the union batch.
+        const auto optimizer_start = Clock::now();
         if (strategy->sync().server_gradient_mean && my_client < 0 && spec.client < 0)
           state->divide_gradients(static_cast<double>(E));
         state->step();
+        if (tracer) tracer->span("optimizer", "step", optimizer_start, Clock::now());
         accumulate(stats, result, batch ? &*batch : nullptr);
       }
-      if (spec.edge_sync_after) sync_edges(spec);
+      if (spec.edge_sync_after) {
+        const auto sync_start = Clock::now();
+        sync_edges(spec);
+        if (tracer) tracer->span("edge sync", "step", sync_start, Clock::now());
+      }
       if (takes_part) stats.active_seconds += seconds_since(step_start);
+      if (tracer) {
+        tracer->span("step " + std::to_string(b), "step", step_start, Clock::now());
+        tracer->end_step();
+      }
       if (progress) progress(b + 1, steps, finished(stats, start));
       if (flags[1]) {
         stats.interrupted = true;
         break;
       }
     }
+    if (tracer) tracer->finish();
     return finished(stats, start);
   }
 
@@ -340,5 +355,9 @@ PipelineExecutor& Trainer::executor() { return impl_->runner->executor(); }
 StageState& Trainer::state() { return *impl_->state; }
 const StageState& Trainer::state() const { return *impl_->state; }
 EdgeSyncStats& Trainer::edge_sync() { return impl_->sync_stats; }
+void Trainer::set_tracer(Tracer* tracer) {
+  impl_->tracer = tracer;
+  impl_->runner->executor().set_tracer(tracer);
+}
 
 }  // namespace splitpipe
