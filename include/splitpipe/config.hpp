@@ -34,6 +34,7 @@ struct RunConfig {
   // [data]
   DataOptions data;
   bool augment = false;
+  int prefetch = 2;  // batches prepared ahead on a background thread (0: on the training thread)
 
   // [train]
   int epochs = 10;

@@ -69,6 +69,7 @@ struct RankCounters {
   double forward_seconds = 0, backward_seconds = 0, encode_seconds = 0, decode_seconds = 0;
   double wait_seconds = 0;  // blocked on a receive or on a send's completion
   double step_seconds = 0;  // wall time inside run()
+  double data_seconds = 0;  // (counted by the trainer) steps waiting for their batch
   // Per boundary b (between stage b and b+1), per direction: [b][0] activations, [b][1] gradients.
   std::vector<std::array<double, 2>> bytes_sent, bytes_received, raw_bytes_sent, messages_sent;
   std::vector<std::array<double, 2>> error_sum, error_samples;  // relative error of sampled messages

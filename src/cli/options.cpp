@@ -254,6 +254,9 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("data", "max-train-samples", &c.data.max_train_samples, "use only the first N training samples (0: all)");
   t.add("data", "max-test-samples", &c.data.max_test_samples, "use only the first N test samples (0: all)");
   t.flag("data", "augment", &c.augment, "random crop (pad 4) and horizontal flip of training images");
+  t.add("data", "prefetch", &c.prefetch,
+        "training batches the edge prepares ahead on a background thread (index, augment, cut) while the step "
+        "runs; 0: on the training thread. Results are the same either way");
   t.list("data", "synthetic-shape", &lists.synthetic_shape, "sample shape of --dataset synthetic, e.g. 1x28x28");
   t.add("data", "synthetic-classes", &c.data.synthetic_classes, "classes of --dataset synthetic");
   t.add("data", "synthetic-train", &c.data.synthetic_train, "training samples of --dataset synthetic");

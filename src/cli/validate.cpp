@@ -39,6 +39,7 @@ void validate(const RunConfig& c) {
   require(c.threads >= 1 && c.threads <= 1024, "threads", "must be between 1 and 1024, got " + std::to_string(c.threads));
   require(c.expect_ranks >= 0, "expect-ranks", "must be >= 0");
   require(c.progress_every >= 0, "progress-every", "must be >= 0");
+  require(c.prefetch >= 0 && c.prefetch <= 64, "prefetch", "must be between 0 and 64");
   require(c.trace_steps >= 1 && c.trace_steps <= 10000, "trace-steps", "must be between 1 and 10000");
   // A scripted model (torchscript:FILE) is checked when it is loaded, where the file is read.
   if (c.model.rfind("torchscript:", 0) != 0) require_one_of(c.model, "model", model_names());

@@ -96,8 +96,10 @@ std::vector<SchemaEntry> build_schema() {
   counter(counters, "comm_wait_seconds", "s", "blocked on a receive or on a send's completion");
   counter(counters, "link_wait_seconds", "s", "part of comm_wait_seconds spent held back by the emulated link (--link)");
   counter(counters, "step_seconds", "s", "wall time inside the training steps");
+  counter(counters, "data_seconds", "s",
+          "training steps waiting for their batch (index, augment, cut; prefetched with --prefetch > 0)");
   counter(counters, "eval_seconds", "s", "wall time of the test pass");
-  counter(counters, "idle_seconds", "s", "epoch_seconds minus busy, comm-wait and test-pass seconds");
+  counter(counters, "idle_seconds", "s", "epoch_seconds minus busy, comm-wait, data and test-pass seconds");
   counter(counters, "wait_fraction", "1", "comm_wait_seconds / step_seconds");
   counter(counters, "busy_fraction", "1", "(forward + backward + encode + decode seconds) / step_seconds");
   counter(counters, "epoch_seconds", "s", "the epoch's wall time on this rank");

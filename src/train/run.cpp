@@ -323,7 +323,7 @@ std::vector<std::string> column_names(const std::vector<std::pair<std::string, d
 void print_time_table(const PartitionPlan& plan, const std::vector<std::vector<double>>& totals) {
   const auto columns = rank_counter_columns();
   std::cout << "\nwhere the time went (seconds, all epochs):\n"
-            << "  rank  role      forward  backward   encode   decode  comm-wait     idle   wait  sent MB  recv MB\n";
+            << "  rank  role      forward  backward   encode   decode  comm-wait     data     idle   wait  sent MB  recv MB\n";
   for (size_t r = 0; r < totals.size(); ++r) {
     auto v = [&](const std::string& name) {
       for (size_t i = 0; i < columns.size(); ++i)
@@ -335,7 +335,7 @@ void print_time_table(const PartitionPlan& plan, const std::vector<std::vector<d
               << std::right << std::setw(9) << fixed(v("forward_seconds"), 2) << std::setw(10)
               << fixed(v("backward_seconds"), 2) << std::setw(9) << fixed(v("encode_seconds"), 2) << std::setw(9)
               << fixed(v("decode_seconds"), 2) << std::setw(11) << fixed(v("comm_wait_seconds"), 2) << std::setw(9)
-              << fixed(v("idle_seconds"), 2) << std::setw(6) << fixed(100 * wait, 1) << "%" << std::setw(9)
+              << fixed(v("data_seconds"), 2) << std::setw(9) << fixed(v("idle_seconds"), 2) << std::setw(6) << fixed(100 * wait, 1) << "%" << std::setw(9)
               << fixed(v("sent_bytes") / 1e6, 1) << std::setw(9) << fixed(v("received_bytes") / 1e6, 1) << "\n";
   }
 }

@@ -13,6 +13,7 @@
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/step_runner.hpp"
 #include "splitpipe/trace.hpp"
+#include "batch_prefetcher.hpp"
 
 namespace splitpipe {
 namespace {
@@ -199,6 +200,19 @@ struct Trainer::Impl {
     return stats;
   }
 
+  // This rank's batch of training step b (an edge client in its turn), else nullopt. Depends only
+  // on (seed, epoch, b): the prefetcher may make it on another thread.
+  std::optional<EdgeBatch> make_batch(int epoch, int64_t b) const {
+    const StepSpec spec = strategy->step(b);
+    if (!own || !(spec.client < 0 || spec.client == my_client)) return std::nullopt;
+    const at::Tensor index = order->batch_indices(spec.batch);
+    at::Tensor inputs = own->train.inputs.index_select(0, index);
+    if (config.augment)
+      inputs = augment_crop_flip(inputs, config.seed * 1000003ULL + (epoch * strategy->steps_per_epoch() + b) * E +
+                                             std::max(my_client, 0));
+    return cut(inputs, own->train.labels.index_select(0, index), runner->microbatches(spec.rows));
+  }
+
   // The edge-state synchronisation after a step, as the policy says.
   void sync_edges(const StepSpec& spec) {
     const auto start = Clock::now();
@@ -241,17 +255,16 @@ struct Trainer::Impl {
     }
     runner->executor().set_training(true);
     if (order) order->start_epoch(epoch);
+    std::optional<BatchPrefetcher> prefetcher;  // after start_epoch: it reads the epoch's order
+    if (own && config.prefetch > 0)
+      prefetcher.emplace([this, epoch](int64_t b) { return make_batch(epoch, b); }, first, end, config.prefetch);
     for (int64_t b = first; b < end; ++b) {
       if (tracer) tracer->begin_step(epoch, b);
       const auto step_start = Clock::now();
       const StepSpec spec = strategy->step(b);
-      std::optional<EdgeBatch> batch;
-      if (own && (spec.client < 0 || spec.client == my_client)) {
-        const at::Tensor index = order->batch_indices(spec.batch);
-        at::Tensor inputs = own->train.inputs.index_select(0, index);
-        if (config.augment)
-          inputs = augment_crop_flip(inputs, config.seed * 1000003ULL + (epoch * steps + b) * E + std::max(my_client, 0));
-        batch = cut(inputs, own->train.labels.index_select(0, index), runner->microbatches(spec.rows));
+      const std::optional<EdgeBatch> batch = prefetcher ? prefetcher->take(b) : make_batch(epoch, b);
+      if (batch) {
+        runner->executor().counters().data_seconds += seconds_since(step_start);
         if (tracer) tracer->span("data", "step", step_start, Clock::now());
       }
       state->set_lr(lr.at(epoch, b));
