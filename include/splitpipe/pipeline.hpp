@@ -116,6 +116,10 @@ class PipelineExecutor {
   std::vector<std::pair<std::string, at::Tensor>> named_buffers() const;
 
   RankCounters& counters();
+  // The largest host tensor memory one training step held above what was alive before it,
+  // since the last reset (step_memory.hpp).
+  int64_t peak_step_bytes() const;
+  void reset_peak_step_bytes();
   // Records every action of the steps the tracer is recording (--trace); null: none.
   void set_tracer(Tracer* tracer);
   // Where this rank's stages live (--edge-device or --server-device); checkpoints and

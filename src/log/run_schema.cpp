@@ -104,6 +104,9 @@ std::vector<SchemaEntry> build_schema() {
   counter(counters, "busy_fraction", "1", "(forward + backward + encode + decode seconds) / step_seconds");
   counter(counters, "epoch_seconds", "s", "the epoch's wall time on this rank");
   counter(counters, "peak_rss_bytes", "B", "peak resident memory of this rank so far");
+  counter(counters, "peak_step_bytes", "B",
+          "most host tensor memory one training step of the epoch held above what was alive before it: activations "
+          "kept for backward, gradients, messages (exact, from LibTorch's CPU allocator; GPU memory not counted)");
   counter(counters, "sent_bytes", "B",
           "pipeline bytes this rank sent in training (wire, after compression; label_bytes included)");
   counter(counters, "received_bytes", "B", "pipeline bytes this rank received in training (labels included)");

@@ -14,6 +14,7 @@
 #include "splitpipe/error.hpp"
 #include "splitpipe/mpi_world.hpp"
 #include "splitpipe/pipeline.hpp"
+#include "splitpipe/step_memory.hpp"
 #include "splitpipe/trace.hpp"
 
 namespace splitpipe {
@@ -76,9 +77,11 @@ struct PipelineExecutor::Impl {
   // rank's end of its label link (keyed by the pipeline's first stage).
   std::map<int, std::unique_ptr<LossLink>> loss_links;
   Tracer* tracer = nullptr;
+  int64_t peak_step_bytes = 0;
 
   Impl(Transport& t, const PartitionPlan& p, const std::vector<Block>& blocks, const PipelineOptions& o)
       : transport(t), plan(p), options(o) {
+    step_memory::install();
     // With several edge clients the plan holds one pipeline of L stages per client; a server
     // holds stage s of every pipeline, built from the same blocks, so all clients train the
     // same server weights.
@@ -243,6 +246,8 @@ struct PipelineExecutor::Impl {
       throw std::logic_error("the step's micro-batch sizes do not match its schedule");
     const auto& program = schedule.programs.at(transport.rank());
     for (auto& st : stages) st.begin_step(schedule.num_microbatches);
+    const int64_t memory_before = step_memory::live_bytes();
+    step_memory::reset_peak();
     const int64_t batch_rows = std::accumulate(rows.begin(), rows.end(), int64_t{0});
     const auto links = active_loss_links(schedule);
 
@@ -317,6 +322,7 @@ struct PipelineExecutor::Impl {
     if (tracer && tracer->recording())
       tracer->span(links.empty() ? "complete sends" : "results and sends", "wait", before_results.time, Clock::now());
     if (!predictions.empty()) result.predictions = at::cat(predictions);
+    if (train) peak_step_bytes = std::max(peak_step_bytes, step_memory::peak_bytes() - memory_before);
     counters.step_seconds += seconds_since(step_start);
     return result;
   }
@@ -419,6 +425,9 @@ std::vector<std::pair<std::string, at::Tensor>> PipelineExecutor::named_buffers(
 RankCounters& PipelineExecutor::counters() { return impl_->counters; }
 
 void PipelineExecutor::set_tracer(Tracer* tracer) { impl_->tracer = tracer; }
+
+int64_t PipelineExecutor::peak_step_bytes() const { return impl_->peak_step_bytes; }
+void PipelineExecutor::reset_peak_step_bytes() { impl_->peak_step_bytes = 0; }
 
 at::Device PipelineExecutor::device() const {
   return impl_->stages.empty() ? at::Device(at::kCPU) : impl_->stages.front().device;
