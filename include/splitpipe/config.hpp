@@ -51,6 +51,7 @@ struct RunConfig {
   // [pipeline]
   int edge_first = 1;
   int edge_last = 1;
+  bool recompute = false;
   std::string server_split = "even";  // even | params | time | i,j,...
   std::string schedule = "gpipe";     // gpipe | 1f1b
   int chunks = 1;

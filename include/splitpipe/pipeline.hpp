@@ -37,6 +37,9 @@ struct PipelineOptions {
   // server blocked by another rank (a hung client, the next server) holds its edge up too; the
   // extra patience lets the rank next to the failure, which can name it, report first.
   double edge_patience_seconds = 0;
+  // Keep only each stage's input per micro-batch and run its forward again in backward
+  // (activation recomputation): less memory held across the schedule, one more forward.
+  bool recompute = false;
 };
 
 // A NaN or Inf in a loss or a boundary tensor (with stop_on_nonfinite).

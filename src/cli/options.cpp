@@ -284,6 +284,9 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "how the middle blocks are split over server ranks: even | params | time | i,j,... (cut points)");
   t.add("pipeline", "schedule", &c.schedule, joined(schedule_names(), " | "));
   t.add("pipeline", "chunks", &c.chunks, "micro-batches per mini-batch (1..256)");
+  t.flag("pipeline", "recompute", &c.recompute,
+         "activation recomputation: keep only each stage's input per micro-batch and run its forward again in "
+         "backward (less memory held, one more forward per micro-batch; same results)");
   t.add("pipeline", "edge-device", &c.edge_device, "cpu | cuda");
   t.add("pipeline", "server-device", &c.server_device, "cpu | cuda");
   t.add("pipeline", "transport", &c.transport,

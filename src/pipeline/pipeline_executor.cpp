@@ -35,6 +35,7 @@ struct LocalStage {
   std::vector<std::pair<int, torch::nn::Sequential>> blocks;  // (global index, block)
   at::Device device = at::kCPU;
   std::vector<at::Tensor> inputs, outputs, output_grads, losses;
+  std::vector<at::Tensor> labels;  // --recompute: the loss is recomputed in backward
   // What the loss of a last stage saw in this step; predictions per micro-batch.
   StepResult seen;
   std::vector<at::Tensor> predictions;
@@ -44,7 +45,7 @@ struct LocalStage {
     return x;
   }
   void begin_step(int microbatches) {
-    for (auto* v : {&inputs, &outputs, &output_grads, &losses, &predictions}) {
+    for (auto* v : {&inputs, &outputs, &output_grads, &losses, &labels, &predictions}) {
       v->assign(microbatches, at::Tensor());
     }
     seen = StepResult();
@@ -78,6 +79,7 @@ struct PipelineExecutor::Impl {
   std::map<int, std::unique_ptr<LossLink>> loss_links;
   Tracer* tracer = nullptr;
   int64_t peak_step_bytes = 0;
+  bool recomputing = false;  // this step: --recompute while training
 
   Impl(Transport& t, const PartitionPlan& p, const std::vector<Block>& blocks, const PipelineOptions& o)
       : transport(t), plan(p), options(o) {
@@ -170,15 +172,18 @@ struct PipelineExecutor::Impl {
     return active;
   }
 
+  static at::Tensor stage_input(LocalStage& st, int mb, const EdgeBatch* batch) {
+    if (!st.first) return st.inputs[mb];
+    if (!batch) throw std::logic_error("the first stage needs the edge's batch");
+    return batch->inputs.at(mb).to(st.device);
+  }
+
   void forward(LocalStage& st, int mb, const EdgeBatch* batch, int64_t batch_rows, StepResult& result) {
-    at::Tensor x;
-    if (st.first) {
-      if (!batch) throw std::logic_error("the first stage needs the edge's batch");
-      x = batch->inputs.at(mb).to(st.device);
-    } else {
-      x = st.inputs[mb];
-    }
+    const at::Tensor x = stage_input(st, mb, batch);
     const auto start = Clock::now();
+    // --recompute: no graph now; backward runs the forward again from the stage's input.
+    std::optional<torch::NoGradGuard> no_graph;
+    if (recomputing) no_graph.emplace();
     at::Tensor out = st.forward(x);
     counters.forward_seconds += seconds_since(start);
     if (!st.last) {
@@ -198,7 +203,11 @@ struct PipelineExecutor::Impl {
     const at::Tensor loss_sum = options.loss(out, labels);
     // Each micro-batch contributes its share of the mini-batch mean, so the accumulated
     // gradient equals the gradient of the whole mini-batch.
-    st.losses[mb] = loss_sum / static_cast<double>(batch_rows);
+    if (recomputing) {
+      st.labels[mb] = labels;
+    } else {
+      st.losses[mb] = loss_sum / static_cast<double>(batch_rows);
+    }
     const at::Tensor predicted = out.argmax(1);
     const double loss_value = loss_sum.item<double>();
     check_finite(loss_value, st, mb, "loss", result);
@@ -225,9 +234,11 @@ struct PipelineExecutor::Impl {
     check_finite(x.sum().item<double>(), st, mb, what, result);
   }
 
-  void backward(LocalStage& st, int mb) {
+  void backward(LocalStage& st, int mb, const EdgeBatch* batch, int64_t batch_rows) {
     const auto start = Clock::now();
-    if (st.last) {
+    if (recomputing) {
+      recompute_backward(st, mb, batch, batch_rows);
+    } else if (st.last) {
       st.losses[mb].backward();
       st.losses[mb] = at::Tensor();
     } else {
@@ -237,8 +248,30 @@ struct PipelineExecutor::Impl {
     counters.backward_seconds += seconds_since(start);
   }
 
+  // The forward again, with a graph this time, then its backward. The first forward already
+  // updated BatchNorm's running statistics: they are put back after the second (and its
+  // backward), so a run with --recompute trains exactly like one without.
+  void recompute_backward(LocalStage& st, int mb, const EdgeBatch* batch, int64_t batch_rows) {
+    std::vector<std::pair<at::Tensor, at::Tensor>> buffers;  // (buffer, its value before)
+    for (auto& [index, block] : st.blocks)
+      for (auto& buffer : block->buffers()) buffers.emplace_back(buffer, buffer.clone());
+    const at::Tensor out = st.forward(stage_input(st, mb, batch));
+    if (st.last) {
+      (options.loss(out, st.labels[mb]) / static_cast<double>(batch_rows)).backward();
+      st.labels[mb] = at::Tensor();
+    } else {
+      out.backward(st.output_grads[mb]);
+      st.output_grads[mb] = at::Tensor();
+    }
+    st.outputs[mb] = at::Tensor();
+    // After the backward: its graph holds the statistics and checks they were not modified.
+    torch::NoGradGuard no_grad;
+    for (auto& [buffer, before] : buffers) buffer.copy_(before);
+  }
+
   StepResult run(const Schedule& schedule, const std::vector<int64_t>& rows, const EdgeBatch* batch, bool train) {
     const auto step_start = Clock::now();
+    recomputing = train && options.recompute;
     if (train == schedule.forward_only)
       throw std::logic_error("training needs a schedule with backward passes, evaluation a forward-only one");
     if (schedule.num_microbatches > kMaxMicrobatches) throw Error("too many micro-batches");
@@ -282,13 +315,13 @@ struct PipelineExecutor::Impl {
         case ActionType::SendActivation:
           check_finite(st.outputs[mb], st, mb, "activation", result);
           outbound.at({a.stage, false})->send(mb, st.outputs[mb].detach(), counters);
-          if (!train) st.outputs[mb] = at::Tensor();
+          if (!train || recomputing) st.outputs[mb] = at::Tensor();  // backward does not need it
           break;
         case ActionType::RecvGradient:
           st.output_grads[mb] = inbound.at({a.stage, true})->receive(mb, counters).to(st.device);
           break;
         case ActionType::Backward:
-          backward(st, mb);
+          backward(st, mb, batch, batch_rows);
           break;
         case ActionType::SendGradient: {
           at::Tensor grad = st.inputs[mb].grad();

@@ -61,8 +61,9 @@ const std::vector<ModelCase>& model_cases() {
 }
 
 // Through the real parser, so the configuration is validated like a command line.
-RunConfig make_config(const ModelCase& model, const std::string& schedule, int chunks, int edge_last = 1) {
-  const std::vector<std::string> args{"test_mpi",
+RunConfig make_config(const ModelCase& model, const std::string& schedule, int chunks, int edge_last = 1,
+                      bool recompute = false) {
+  std::vector<std::string> args{"test_mpi",
                                       "--edge-last", std::to_string(edge_last),
                                       "--model", model.model,
                                       "--mlp-hidden", "64,32,16",
@@ -81,6 +82,7 @@ RunConfig make_config(const ModelCase& model, const std::string& schedule, int c
                                       "--chunks", std::to_string(chunks),
                                       "--seed", "7",
                                       "--threads", "1"};
+  if (recompute) args.push_back("--recompute");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   return parse_command_line(static_cast<int>(argv.size()), argv.data()).config;
@@ -290,6 +292,33 @@ TEST_P(LossOnServer, WeightsAndStatisticsMatchSingleProcessRun) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllModelsSchedules, LossOnServer,
+    ::testing::Combine(::testing::ValuesIn(model_cases()), ::testing::Values("gpipe", "1f1b"), ::testing::Values(1, 3)),
+    [](const ::testing::TestParamInfo<ExactnessParam>& info) {
+      return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
+             "_chunks" + std::to_string(std::get<2>(info.param));
+    });
+
+// --recompute: each stage keeps only its input and runs its forward again in backward; the
+// weights (BatchNorm's running statistics too, which the second forward must not move again)
+// equal the single-process run without recomputation.
+class Recompute : public MpiTest, public ::testing::WithParamInterface<ExactnessParam> {};
+
+TEST_P(Recompute, WeightsAndBuffersMatchTheRunWithoutRecomputation) {
+  const auto& [model, schedule, chunks] = GetParam();
+  const Weights pipeline = train_pipeline(make_config(model, schedule, chunks, 1, true));
+  const Weights& ref = reference(make_config(model, schedule, chunks));
+  if (world_rank() == 0) {
+    EXPECT_EQ(pipeline.stats.samples, kSteps * 8);
+    EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kTolerance * std::max(1.0, std::abs(ref.stats.loss)));
+  }
+  const WorldComparison c = compare_on_world(pipeline, ref);
+  EXPECT_LE(c.parameters.max_relative, kTolerance) << "worst parameter: " << c.parameters.worst;
+  EXPECT_LE(c.buffers.max_relative, kTolerance) << "worst buffer: " << c.buffers.worst;
+  report(model.model + " " + schedule + " chunks " + std::to_string(chunks) + " --recompute", c);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllModelsSchedules, Recompute,
     ::testing::Combine(::testing::ValuesIn(model_cases()), ::testing::Values("gpipe", "1f1b"), ::testing::Values(1, 3)),
     [](const ::testing::TestParamInfo<ExactnessParam>& info) {
       return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
