@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
   }
   std::vector<size_t> sizes;
   for (size_t bytes = 8; bytes <= max_bytes; bytes *= 4) sizes.push_back(bytes);
+  if (sizes.back() != max_bytes && max_bytes >= 8) sizes.push_back(max_bytes);  // 64 MiB by default
   for (const size_t bytes : sizes) {
     const int n = bytes >= (size_t{1} << 20) ? std::max(iters / 20, 5) : iters;
     const double raw_s = round_trip_seconds(raw_once, bytes, n, rank) / 2;
