@@ -234,6 +234,19 @@ Weights without_batch_counters(Weights weights) {
 
 using ExactnessParam = std::tuple<ModelCase, std::string, int>;  // model, schedule, chunks
 
+std::string exactness_name(const ::testing::TestParamInfo<ExactnessParam>& info) {
+  return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
+         "_chunks" + std::to_string(std::get<2>(info.param));
+}
+
+// Every rank's weights and buffers equal the reference's; `what` names the case in the report.
+void expect_same_weights(const Weights& pipeline, const Weights& ref, const std::string& what) {
+  const WorldComparison c = compare_on_world(pipeline, ref);
+  EXPECT_LE(c.parameters.max_relative, kTolerance) << "worst parameter: " << c.parameters.worst;
+  EXPECT_LE(c.buffers.max_relative, kTolerance) << "worst buffer: " << c.buffers.worst;
+  report(what, c);
+}
+
 class PipelineExactness : public MpiTest, public ::testing::WithParamInterface<ExactnessParam> {};
 
 TEST_P(PipelineExactness, WeightsAndBuffersMatchSingleProcessRun) {
@@ -249,20 +262,14 @@ TEST_P(PipelineExactness, WeightsAndBuffersMatchSingleProcessRun) {
   }
   EXPECT_FALSE(pipeline.parameters.empty()) << "every rank owns at least one stage with parameters";
 
-  const WorldComparison c = compare_on_world(pipeline, ref);
-  EXPECT_LE(c.parameters.max_relative, kTolerance) << "worst parameter: " << c.parameters.worst;
-  EXPECT_LE(c.buffers.max_relative, kTolerance) << "worst buffer: " << c.buffers.worst;
-  report(model.model + " " + schedule + " chunks " + std::to_string(chunks), c);
+  expect_same_weights(pipeline, ref, model.model + " " + schedule + " chunks " + std::to_string(chunks));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     AllModelsSchedulesChunks, PipelineExactness,
     ::testing::Combine(::testing::ValuesIn(model_cases()), ::testing::Values("gpipe", "1f1b"),
                        ::testing::Values(1, 2, 4)),
-    [](const ::testing::TestParamInfo<ExactnessParam>& info) {
-      return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
-             "_chunks" + std::to_string(std::get<2>(info.param));
-    });
+    exactness_name);
 
 // --edge-last 0 (the research's split without the U): the last server holds the head and the
 // loss, the edge sends it the labels and gets the loss, correct count and predictions back.
@@ -284,19 +291,13 @@ TEST_P(LossOnServer, WeightsAndStatisticsMatchSingleProcessRun) {
   } else {
     EXPECT_EQ(pipeline.stats.samples, 0) << "a server keeps no statistics of its own";
   }
-  const WorldComparison c = compare_on_world(pipeline, ref);
-  EXPECT_LE(c.parameters.max_relative, kTolerance) << "worst parameter: " << c.parameters.worst;
-  EXPECT_LE(c.buffers.max_relative, kTolerance) << "worst buffer: " << c.buffers.worst;
-  report(model.model + " " + schedule + " chunks " + std::to_string(chunks) + " edge-last 0", c);
+  expect_same_weights(pipeline, ref, model.model + " " + schedule + " chunks " + std::to_string(chunks) + " edge-last 0");
 }
 
 INSTANTIATE_TEST_SUITE_P(
     AllModelsSchedules, LossOnServer,
     ::testing::Combine(::testing::ValuesIn(model_cases()), ::testing::Values("gpipe", "1f1b"), ::testing::Values(1, 3)),
-    [](const ::testing::TestParamInfo<ExactnessParam>& info) {
-      return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
-             "_chunks" + std::to_string(std::get<2>(info.param));
-    });
+    exactness_name);
 
 // --recompute: each stage keeps only its input and runs its forward again in backward; the
 // weights (BatchNorm's running statistics too, which the second forward must not move again)
@@ -311,19 +312,13 @@ TEST_P(Recompute, WeightsAndBuffersMatchTheRunWithoutRecomputation) {
     EXPECT_EQ(pipeline.stats.samples, kSteps * 8);
     EXPECT_NEAR(pipeline.stats.loss, ref.stats.loss, kTolerance * std::max(1.0, std::abs(ref.stats.loss)));
   }
-  const WorldComparison c = compare_on_world(pipeline, ref);
-  EXPECT_LE(c.parameters.max_relative, kTolerance) << "worst parameter: " << c.parameters.worst;
-  EXPECT_LE(c.buffers.max_relative, kTolerance) << "worst buffer: " << c.buffers.worst;
-  report(model.model + " " + schedule + " chunks " + std::to_string(chunks) + " --recompute", c);
+  expect_same_weights(pipeline, ref, model.model + " " + schedule + " chunks " + std::to_string(chunks) + " --recompute");
 }
 
 INSTANTIATE_TEST_SUITE_P(
     AllModelsSchedules, Recompute,
     ::testing::Combine(::testing::ValuesIn(model_cases()), ::testing::Values("gpipe", "1f1b"), ::testing::Values(1, 3)),
-    [](const ::testing::TestParamInfo<ExactnessParam>& info) {
-      return std::get<0>(info.param).model + "_" + (std::get<1>(info.param) == "1f1b" ? "OneFOneB" : "GPipe") +
-             "_chunks" + std::to_string(std::get<2>(info.param));
-    });
+    exactness_name);
 
 // The pipeline with 4 micro-batches against the reference without micro-batching: equal
 // without BatchNorm, clearly different with it (so the exactness test above would catch a
