@@ -1,6 +1,5 @@
 // splitpipe: one binary for the single-process reference run and for every pipeline rank.
 // Errors are caught here once and turned into one message and an exit code.
-#include <malloc.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -14,29 +13,17 @@
 #include "splitpipe/mpi_world.hpp"
 #include "splitpipe/run.hpp"
 #include "splitpipe/run_schema.hpp"
+#include "splitpipe/step_memory.hpp"
 
 namespace {
 
 // How long a failing rank other than 0 waits for rank 0 to record its failure and end the job.
 constexpr int kSecondsForRank0ToRecord = 3;
 
-// glibc serves every allocation above its mmap threshold (128 KiB, adapting up to 32 MiB) with a
-// fresh mmap and returns it with munmap: every activation tensor of every micro-batch then
-// costs page faults on zeroed pages, which on MobileNetV2 here took more time than the
-// arithmetic. Training allocates the same sizes every step, so keep freed memory in the heap
-// instead (RSS stays at its peak). MALLOC_* environment variables, when set, win.
-void keep_freed_memory_for_reuse() {
-  for (const char* name : {"MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
-    if (std::getenv(name)) return;
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 64 << 20);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  keep_freed_memory_for_reuse();
+  splitpipe::step_memory::keep_freed_memory_for_reuse();
   // Before anything slow: a SIGUSR1 from the job script while MPI starts must not kill the rank.
   splitpipe::install_interrupt_handlers();
   splitpipe::MpiSession mpi(&argc, &argv);

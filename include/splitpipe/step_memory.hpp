@@ -9,6 +9,14 @@
 
 namespace splitpipe::step_memory {
 
+// glibc serves every allocation above its mmap threshold (128 KiB, adapting up to 32 MiB) with a
+// fresh mmap and returns it with munmap: every activation tensor of every micro-batch then
+// costs page faults on zeroed pages, which on MobileNetV2 here took more time than the
+// arithmetic. Training allocates the same sizes every step, so this keeps freed memory in the
+// heap instead (RSS stays at its peak). MALLOC_* environment variables, when set, win. Called
+// first thing by splitpipe's main and by the benchmarks, so they measure the same heap.
+void keep_freed_memory_for_reuse();
+
 // Installs the counting allocator (once per process) and counts this thread's allocations.
 void install();
 // Bytes this thread allocated and has not freed yet; 0 before install().

@@ -1,6 +1,9 @@
 #include "splitpipe/step_memory.hpp"
 
 #include <c10/core/CPUAllocator.h>
+#include <malloc.h>
+
+#include <cstdlib>
 
 #include <atomic>
 #include <cstring>
@@ -53,6 +56,14 @@ class CountingAllocator final : public c10::Allocator {
 };
 
 }  // namespace
+
+void keep_freed_memory_for_reuse() {
+  for (const char* name : {"MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
+    if (std::getenv(name)) return;
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+}
 
 void install() {
   static std::once_flag once;

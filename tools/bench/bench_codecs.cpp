@@ -5,6 +5,7 @@
 //   bench_codecs [--threads N] [--iters N] [--quick] [--codec SPEC]...
 #include "splitpipe/codec.hpp"
 #include "splitpipe/error.hpp"
+#include "splitpipe/step_memory.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -132,6 +133,7 @@ void bench_shape(const std::vector<int64_t>& shape, const Options& options, uint
 }  // namespace
 
 int main(int argc, char** argv) {
+  splitpipe::step_memory::keep_freed_memory_for_reuse();  // the heap splitpipe itself runs with
   try {
     const Options options = parse_options(argc, argv);
     if (options.threads > 0) at::set_num_threads(options.threads);
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
     std::printf("# iterations   %d timed (median reported), %d warm-up\n", options.iters, kWarmup);
     std::printf("# input        relu(randn), seeded; GB/s counts float32 input bytes; ratio = wire bytes / float32 bytes\n");
     std::printf("# error        ||x - decoded|| / ||x||\n");
+    std::printf("# heap         freed memory kept for reuse, as in splitpipe (MALLOC_* variables override)\n");
     uint64_t seed = 1;
     for (const auto& shape : shapes) bench_shape(shape, options, seed++);
     return 0;

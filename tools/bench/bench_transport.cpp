@@ -25,6 +25,7 @@
 #include "splitpipe/codec.hpp"
 #include "splitpipe/emulated_link.hpp"
 #include "splitpipe/mpi_world.hpp"
+#include "splitpipe/step_memory.hpp"
 
 namespace {
 
@@ -48,6 +49,7 @@ double round_trip_seconds(const std::function<void(bool first, size_t bytes)>& o
 }  // namespace
 
 int main(int argc, char** argv) {
+  splitpipe::step_memory::keep_freed_memory_for_reuse();  // the heap splitpipe itself runs with
   splitpipe::MpiSession session(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -136,6 +138,7 @@ int main(int argc, char** argv) {
     std::printf("# bench_transport: 2 ranks; binding as mpirun set it (tools/bench-transport: --bind-to none); "
                 "1 thread per rank\n");
     std::printf("# reference: raw MPI_Isend/MPI_Irecv + MPI_Wait on a duplicate of MPI_COMM_WORLD, same run\n");
+    std::printf("# heap: freed memory kept for reuse, as in splitpipe (MALLOC_* variables override)\n");
     std::printf("# latency: us per one-way message (half a ping-pong round trip), best of 3 x %d; extra = us over raw\n",
                 iters);
     std::printf("%12s %10s %12s %8s %10s %8s %11s %8s\n", "bytes", "raw us", "Transport us", "extra", "+link us",
