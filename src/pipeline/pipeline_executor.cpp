@@ -155,6 +155,12 @@ struct PipelineExecutor::Impl {
 
   LocalStage& stage(int s) { return stages.at(local_index.at(s)); }
 
+  // The label link of the pipeline of `st`, or null when its loss is on its edge's rank.
+  LossLink* loss_link_of(const LocalStage& st) const {
+    const auto link = loss_links.find(st.plan.stage - st.plan.stage % plan.pipeline_length());
+    return link == loss_links.end() ? nullptr : link->second.get();
+  }
+
   // The label links of the pipelines that run in `schedule` (a sequential client's turn runs
   // one), with whether this rank is their loss end.
   std::vector<std::pair<LossLink*, bool>> active_loss_links(const Schedule& schedule) {
@@ -191,10 +197,9 @@ struct PipelineExecutor::Impl {
       return;
     }
     // The labels may still be on their way (that is a wait, not compute).
-    const auto link = loss_links.find(st.plan.stage - st.plan.stage % plan.pipeline_length());
     at::Tensor labels;
-    if (link != loss_links.end()) {
-      labels = link->second->labels(mb, counters).to(st.device);
+    if (LossLink* link = loss_link_of(st)) {
+      labels = link->labels(mb, counters).to(st.device);
     } else {
       if (!batch) throw std::logic_error("the last stage needs the edge's labels");
       labels = batch->labels.at(mb).to(st.device);
@@ -299,12 +304,13 @@ struct PipelineExecutor::Impl {
     }
     std::optional<torch::NoGradGuard> no_grad;
     if (!train) no_grad.emplace();
+    const bool tracing = tracer && tracer->recording();  // the counter marks cost a little per action
 
     StepResult result;
     for (const Action& a : program) {
       LocalStage& st = stage(a.stage);
       const int mb = a.microbatch;
-      const TimeMarks before = marks();
+      const TimeMarks before = tracing ? marks() : TimeMarks{};
       switch (a.type) {
         case ActionType::RecvActivation:
           st.inputs[mb] = inbound.at({a.stage - 1, false})->receive(mb, counters).to(st.device).requires_grad_(train);
@@ -332,18 +338,19 @@ struct PipelineExecutor::Impl {
           break;
         }
       }
-      if (tracer && tracer->recording()) trace_action(a, before);
+      if (tracing) trace_action(a, before);
     }
-    const TimeMarks before_results = marks();
+    const auto results_start = Clock::now();
     // What each loss saw goes to the step's result, or back to its pipeline's edge.
     std::vector<at::Tensor> predictions;
     for (auto& st : stages) {
       if (!st.last || st.seen.samples == 0) continue;
+      std::vector<at::Tensor> in_order;  // by micro-batch
       for (const at::Tensor& p : st.predictions)
-        if (p.defined()) st.seen.predictions = st.seen.predictions.defined() ? at::cat({st.seen.predictions, p}) : p;
-      const auto link = loss_links.find(st.plan.stage - st.plan.stage % plan.pipeline_length());
-      if (link != loss_links.end()) {
-        link->second->send_result(st.seen, counters);
+        if (p.defined()) in_order.push_back(p);
+      st.seen.predictions = at::cat(in_order);
+      if (LossLink* link = loss_link_of(st)) {
+        link->send_result(st.seen, counters);
       } else {
         add(result, st.seen, predictions);
       }
@@ -352,8 +359,7 @@ struct PipelineExecutor::Impl {
       if (!loss_end) add(result, link->receive_result(batch_rows, counters), predictions);
     for (auto& [key, channel] : outbound) channel->complete(counters);
     for (const auto& [link, loss_end] : links) link->complete(counters);
-    if (tracer && tracer->recording())
-      tracer->span(links.empty() ? "complete sends" : "results and sends", "wait", before_results.time, Clock::now());
+    if (tracing) tracer->span(links.empty() ? "complete sends" : "results and sends", "wait", results_start, Clock::now());
     if (!predictions.empty()) result.predictions = at::cat(predictions);
     if (train) peak_step_bytes = std::max(peak_step_bytes, step_memory::peak_bytes() - memory_before);
     counters.step_seconds += seconds_since(step_start);
