@@ -27,11 +27,11 @@ class Cast16Codec final : public Codec {
     return writer.finish();
   }
 
-  at::Tensor decode(const uint8_t* data, size_t size) override {
+  void decode_into(const uint8_t* data, size_t size, at::Tensor& out) override {
     PayloadReader reader(data, size, id_);
-    at::Tensor values = reader.tensor(reader.numel(), wire_type_, "values");
+    const StoredValues values = reader.values(reader.numel(), wire_type_, "values");
     reader.expect_end();
-    return values.view(reader.sizes());
+    values.convert_to(reusable_output(out, reader.sizes()).data_ptr<float>());
   }
 
  private:

@@ -54,7 +54,7 @@ class LowRankCodec final : public FeedbackCodec {
     return message_bytes(payload_bytes(shape));
   }
 
-  at::Tensor decode(const uint8_t* data, size_t size) override {
+  void decode_into(const uint8_t* data, size_t size, at::Tensor& out) override {
     PayloadReader reader(data, size, id());
     const uint32_t mode = reader.u32("mode");
     const uint32_t rank = reader.u32("rank");
@@ -68,9 +68,10 @@ class LowRankCodec final : public FeedbackCodec {
       reader.fail("inconsistent parameters: mode " + std::to_string(mode) + ", rank " + std::to_string(rank) +
                   ", factor type " + std::to_string(factor_type));
     if (!view.factored()) {
-      at::Tensor values = reader.tensor(reader.numel(), at::kFloat, "raw values");
+      const StoredValues values = reader.values(reader.numel(), at::kFloat, "raw values");
       reader.expect_end();
-      return values.view(reader.sizes());
+      values.convert_to(reusable_output(out, reader.sizes()).data_ptr<float>());
+      return;
     }
     const at::ScalarType stored = factor_type == 1 ? at::kHalf : at::kFloat;
     const at::Tensor p = reader.tensor(view.matrices * view.rows * view.rank, stored, "P factor")
@@ -78,7 +79,8 @@ class LowRankCodec final : public FeedbackCodec {
     const at::Tensor q = reader.tensor(view.matrices * view.cols * view.rank, stored, "Q factor")
                              .view({view.matrices, view.cols, view.rank});
     reader.expect_end();
-    return p.bmm(q.transpose(1, 2)).view(reader.sizes());
+    at::Tensor product = reusable_output(out, reader.sizes()).view({view.matrices, view.rows, view.cols});
+    at::bmm_out(product, p, q.transpose(1, 2));
   }
 
  protected:

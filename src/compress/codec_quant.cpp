@@ -37,7 +37,7 @@ class QuantCodec final : public FeedbackCodec {
     return message_bytes(payload_bytes(shape));
   }
 
-  at::Tensor decode(const uint8_t* data, size_t size) override {
+  void decode_into(const uint8_t* data, size_t size, at::Tensor& out) override {
     PayloadReader reader(data, size, id());
     const uint32_t bits = reader.u32("bit width");
     if (bits < 1 || bits > 16) reader.fail("bit width " + std::to_string(bits) + " outside 1..16");
@@ -50,11 +50,10 @@ class QuantCodec final : public FeedbackCodec {
     const int64_t count = reader.numel();
     const uint8_t* codes = reader.packed_codes(count, static_cast<int>(bits), "codes");
     reader.expect_end();
-    at::Tensor decoded = at::empty(sizes, at::kFloat);
+    at::Tensor& decoded = reusable_output(out, sizes);
     if (count > 0)
       unpack_dequantize(codes, count, layout, grid.lo.data_ptr<float>(), grid.step.data_ptr<float>(),
                         static_cast<int>(bits), decoded.data_ptr<float>());
-    return decoded;
   }
 
  protected:

@@ -22,6 +22,7 @@
 #include "sampling.hpp"
 #include "spec_parser.hpp"
 #include "uniform_quant.hpp"
+#include "bucket_search.hpp"
 #include "vector_clones.hpp"
 
 #include <ATen/ATen.h>
@@ -72,8 +73,7 @@ void bucketed_codes_searched(const float* x, int64_t n, const float* lo, const f
                              float top_level, int value_bits, uint32_t* codes) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    int64_t bucket = 0;
-    for (int64_t half = buckets / 2; half > 0; half /= 2) bucket += v > lo[bucket + half] ? half : 0;
+    const int64_t bucket = searched_bucket(v, lo, buckets);
     codes[i] = (static_cast<uint32_t>(bucket) << value_bits) | nearest_code(v, lo[bucket], inverse[bucket], top_level);
   }
 }
@@ -135,7 +135,7 @@ class SortQuantCodec final : public FeedbackCodec {
     return message_bytes(payload_bytes(shape_numel(shape)));
   }
 
-  at::Tensor decode(const uint8_t* data, size_t size) override {
+  void decode_into(const uint8_t* data, size_t size, at::Tensor& out) override {
     PayloadReader reader(data, size, id());
     const uint32_t value_bits = reader.u32("value bits");
     const uint32_t split_bits = reader.u32("split bits");
@@ -145,11 +145,10 @@ class SortQuantCodec final : public FeedbackCodec {
     const int64_t count = reader.numel();
     const uint8_t* codes = reader.packed_codes(count, static_cast<int>(value_bits + split_bits), "codes");
     reader.expect_end();
-    at::Tensor decoded = at::empty(reader.sizes(), at::kFloat);
+    at::Tensor& decoded = reusable_output(out, reader.sizes());
     if (count > 0)
       unpack_bucketed(codes, count, static_cast<int>(value_bits), static_cast<int>(split_bits),
                       grid.lo.data_ptr<float>(), grid.step.data_ptr<float>(), decoded.data_ptr<float>());
-    return decoded;
   }
 
  protected:

@@ -12,7 +12,9 @@ size_t FeedbackCodec::encode(const at::Tensor& x, std::vector<uint8_t>& out, int
       residual.defined() && residual.sizes() == values.sizes() ? values + residual : values;
   const size_t bytes = encode_values(corrected, out, stream);
   // Measure the residual on what the receiver will actually reconstruct.
-  residual = corrected - decode(out.data(), bytes).view(corrected.sizes());
+  at::Tensor& decoded = decoded_[stream];
+  decode_into(out.data(), bytes, decoded);
+  residual = corrected - decoded.view(corrected.sizes());
   return bytes;
 }
 

@@ -29,6 +29,7 @@ class FeedbackCodec : public Codec {
  private:
   bool error_feedback_;
   std::map<int, at::Tensor> residuals_;  // per stream
+  std::map<int, at::Tensor> decoded_;    // per stream: what the receiver reconstructs, kept for reuse
 };
 
 }  // namespace splitpipe

@@ -128,25 +128,45 @@ float PayloadReader::f32(const char* what) {
   return value;
 }
 
-at::Tensor PayloadReader::tensor(int64_t count, at::ScalarType stored, const char* what) {
+StoredValues PayloadReader::values(int64_t count, at::ScalarType stored, const char* what) {
   const size_t element = at::elementSize(stored);
   if (count < 0 || static_cast<uint64_t>(count) > (size_ - position_) / element)
     fail(std::string("truncated payload: ") + what + " needs " + std::to_string(count) + " values of " +
          std::to_string(element) + " bytes, " + std::to_string(size_ - position_) + " bytes left");
-  const uint8_t* at = take(static_cast<size_t>(count) * element, what);
+  return StoredValues{take(static_cast<size_t>(count) * element, what), count, stored};
+}
+
+at::Tensor PayloadReader::tensor(int64_t count, at::ScalarType stored, const char* what) {
+  const StoredValues stored_values = values(count, stored, what);
   at::Tensor result = at::empty({count}, at::kFloat);
-  if (count == 0) return result;
-  if (reinterpret_cast<uintptr_t>(at) % element == 0) {
+  stored_values.convert_to(result.data_ptr<float>());
+  return result;
+}
+
+void StoredValues::convert_to(float* out) const {
+  if (count == 0) return;
+  const size_t element = at::elementSize(stored);
+  const at::Tensor result = at::from_blob(out, {count}, at::kFloat);
+  if (reinterpret_cast<uintptr_t>(data) % element == 0) {
     // Aligned: convert straight from the caller's buffer, one pass.
-    result.copy_(at::from_blob(const_cast<uint8_t*>(at), {count}, at::TensorOptions().dtype(stored)));
+    result.copy_(at::from_blob(const_cast<uint8_t*>(data), {count}, at::TensorOptions().dtype(stored)));
   } else if (stored == at::kFloat) {
-    std::memcpy(result.data_ptr<float>(), at, static_cast<size_t>(count) * element);
+    std::memcpy(out, data, static_cast<size_t>(count) * element);
   } else {
     at::Tensor staged = at::empty({count}, at::TensorOptions().dtype(stored));
-    std::memcpy(staged.data_ptr(), at, static_cast<size_t>(count) * element);
+    std::memcpy(staged.data_ptr(), data, static_cast<size_t>(count) * element);
     result.copy_(staged);
   }
-  return result;
+}
+
+at::Tensor& reusable_output(at::Tensor& out, c10::IntArrayRef sizes) {
+  // Only this handle may see the storage: another handle, a view (which shares the storage) or
+  // an autograd graph that saved it would otherwise see its values change under it.
+  const bool reusable = out.defined() && out.device().is_cpu() && out.scalar_type() == at::kFloat &&
+                        out.is_contiguous() && out.sizes() == sizes && !out.requires_grad() &&
+                        out.use_count() == 1 && out.storage().use_count() == 1;
+  if (!reusable) out = at::empty(sizes, at::kFloat);
+  return out;
 }
 
 const uint8_t* PayloadReader::packed_codes(int64_t count, int bits, const char* what) {

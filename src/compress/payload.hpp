@@ -38,6 +38,20 @@ class PayloadWriter {
   size_t position_;
 };
 
+// A run of values inside a received message (valid while the caller's buffer is).
+struct StoredValues {
+  const uint8_t* data;
+  int64_t count;
+  at::ScalarType stored;
+  // Writes the count values as float32 to out (one pass; the message may be unaligned).
+  void convert_to(float* out) const;
+};
+
+// The tensor a decoder writes into: `out` itself when its storage can be reused (see
+// Codec::decode_into), else a new contiguous float32 tensor of `sizes` assigned to `out`.
+// Call it only after the message has been checked, so a forged shape allocates nothing.
+at::Tensor& reusable_output(at::Tensor& out, c10::IntArrayRef sizes);
+
 class PayloadReader {
  public:
   // Parses the header and checks it names `codec` and float32.
@@ -50,7 +64,9 @@ class PayloadReader {
   uint32_t u32(const char* what);
   uint64_t u64(const char* what);
   float f32(const char* what);
-  // A new float32 tensor of `count` elements read as `stored` (float32, float16 or bfloat16).
+  // `count` values stored as `stored` (float32, float16 or bfloat16), checked to be there.
+  StoredValues values(int64_t count, at::ScalarType stored, const char* what);
+  // A new float32 tensor of values(count, stored, what).
   at::Tensor tensor(int64_t count, at::ScalarType stored, const char* what);
   // `count` packed codes of `bits` bits as a new int32 tensor (each < 2^bits).
   at::Tensor codes(int64_t count, int bits, const char* what);

@@ -57,10 +57,10 @@ void OutboundChannel::send(int microbatch, const at::Tensor& x, RankCounters& co
   counters.messages_sent.at(ends_.slot)[g] += 1;
   counters.peer_sent_bytes.at(ends_.peer) += static_cast<double>(bytes);
   if (encoder_->id() != CodecId::None && sent_ % kErrorSampleEvery == 0) {
-    const at::Tensor decoded = checker_->decode(buffer.data(), bytes);
+    checker_->decode_into(buffer.data(), bytes, checked_);
     const double norm = host.norm().item<double>();
     if (norm > 0) {
-      counters.error_sum.at(ends_.slot)[g] += (host - decoded).norm().item<double>() / norm;
+      counters.error_sum.at(ends_.slot)[g] += (host - checked_).norm().item<double>() / norm;
       counters.error_samples.at(ends_.slot)[g] += 1;
     }
   }
@@ -86,6 +86,7 @@ InboundChannel::InboundChannel(Transport& transport, const ChannelEnds& ends, co
       ends_(ends),
       decoder_(make_codec(codec_spec)),
       buffers_(kMaxMicrobatches),
+      decoded_(kMaxMicrobatches),
       bytes_(kMaxMicrobatches, 0),
       tickets_(kMaxMicrobatches, -1) {
   shape_.push_back(0);
@@ -122,9 +123,8 @@ at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
   counters.bytes_received.at(ends_.slot)[g] += static_cast<double>(bytes);
   counters.peer_received_bytes.at(ends_.peer) += static_cast<double>(bytes);
   start = Clock::now();
-  at::Tensor x;
   try {
-    x = decoder_->decode(buffers_[microbatch].data(), bytes);
+    decoder_->decode_into(buffers_[microbatch].data(), bytes, decoded_[microbatch]);
   } catch (const Error& e) {
     throw Error("boundary " + std::to_string(ends_.boundary) + " " + direction(ends_) + " from rank " +
                 std::to_string(ends_.peer) + ", micro-batch " + std::to_string(microbatch) + ": " + e.what());
@@ -132,7 +132,9 @@ at::Tensor InboundChannel::receive(int microbatch, RankCounters& counters) {
   const double decode_seconds = seconds_since(start);
   counters.decode_seconds += decode_seconds;
   counters.decode_seconds_at.at(ends_.slot)[g] += decode_seconds;
-  return x;
+  // A handle of its own for the caller (who may make it require grad); the channel's handle
+  // keeps the storage for the next message once the caller and autograd have let go of it.
+  return decoded_[microbatch].detach();
 }
 
 }  // namespace splitpipe

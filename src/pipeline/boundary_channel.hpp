@@ -43,6 +43,7 @@ class OutboundChannel {
   ChannelEnds ends_;
   std::unique_ptr<Codec> encoder_, checker_;  // checker_ decodes sampled messages to measure the error
   std::vector<std::vector<uint8_t>> buffers_;
+  at::Tensor checked_;  // checker_'s output, reused
   std::vector<Transport::Ticket> pending_;
   int64_t sent_ = 0;
 };
@@ -63,6 +64,9 @@ class InboundChannel {
   std::unique_ptr<Codec> decoder_;
   std::vector<int64_t> shape_;  // [rows, sample_shape...]; rows set per message
   std::vector<std::vector<uint8_t>> buffers_;
+  // Decoded micro-batches: their storage is decoded into again once nothing else holds it
+  // (Codec::decode_into), so a steady pipeline writes into warm pages.
+  std::vector<at::Tensor> decoded_;
   std::vector<size_t> bytes_;
   std::vector<Transport::Ticket> tickets_;
 };

@@ -5,6 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace splitpipe {
 namespace {
@@ -151,6 +156,55 @@ TEST(CompressTopK, KeepsExactlyTheLargestMagnitudes) {
   expected.index_copy_(0, reference, flat.index_select(0, reference));
   EXPECT_TRUE(at::equal(decoded, expected));
   EXPECT_EQ(decoded.ne(0).sum().item<int64_t>(), k);
+}
+
+// Above 2^17 values the codec brackets the k-th magnitude from a sample and selects in a band;
+// whatever the data (ties at zero, all magnitudes equal, a heavy tail, NaN), what it keeps must
+// be a top-k set: k positions, x's own values, and the k largest magnitudes.
+TEST(CompressTopK, LargeTensorsKeepATopKSetWhateverTheData) {
+  const at::Tensor normal = randn({64, 4096}, 21);
+  at::Tensor with_nan = normal.clone();
+  with_nan.view(-1).slice(0, 1000, 200000, 1000).fill_(std::numeric_limits<float>::quiet_NaN());
+  const std::vector<std::pair<std::string, at::Tensor>> cases = {
+      {"normal", normal},
+      {"relu (half zeros)", normal.relu()},
+      {"heavy tail", normal.pow(5)},
+      {"equal magnitudes", normal.sign()},
+      {"NaN", with_nan},
+  };
+  for (const auto& [name, x] : cases)
+    for (double ratio : {0.01, 0.1, 0.6}) {
+      auto codec = make_codec("topk:ratio=" + std::to_string(ratio));
+      const at::Tensor flat = x.reshape(-1);
+      const at::Tensor decoded = round_trip(*codec, x).reshape(-1);
+      const auto k = static_cast<int64_t>(std::llround(ratio * static_cast<double>(flat.numel())));
+      const std::string what = name + ", ratio " + std::to_string(ratio);
+      const at::Tensor nan = flat.isnan();
+      // Every NaN is among the largest (as in at::topk) and comes through as NaN.
+      EXPECT_TRUE(decoded.index({nan}).isnan().all().item<bool>()) << what;
+      const at::Tensor finite = decoded.index({~nan}), original = flat.index({~nan});
+      EXPECT_TRUE(((finite == original) | (finite == 0)).all().item<bool>()) << what;
+      const int64_t finite_kept = k - nan.sum().item<int64_t>();
+      const at::Tensor kept_magnitudes = std::get<0>(finite.abs().sort(0, true)).narrow(0, 0, finite_kept);
+      const at::Tensor best_magnitudes = std::get<0>(original.abs().sort(0, true)).narrow(0, 0, finite_kept);
+      EXPECT_TRUE(at::equal(kept_magnitudes, best_magnitudes)) << what;
+      EXPECT_LE(finite.ne(0).sum().item<int64_t>(), finite_kept) << what;
+    }
+}
+
+TEST(CompressKMeans, CodesAreTheNearestCentroidsAsBucketizeFindsThem) {
+  const at::Tensor x = randn({64, 3000}, 22).relu();
+  for (int bits : {1, 2, 3, 4, 5, 8}) {
+    auto codec = make_codec("kmeans:bits=" + std::to_string(bits));
+    const std::vector<uint8_t> bytes = encoded(*codec, x);
+    // The codebook follows the 64-byte header and two u32s.
+    const int64_t k = int64_t{1} << bits;
+    at::Tensor codebook = at::empty({k});
+    std::memcpy(codebook.data_ptr<float>(), bytes.data() + 64 + 8, static_cast<size_t>(k) * sizeof(float));
+    const at::Tensor midpoints = (codebook.narrow(0, 1, k - 1) + codebook.narrow(0, 0, k - 1)) * 0.5;
+    const at::Tensor expected = codebook.index_select(0, at::bucketize(x.reshape(-1), midpoints)).view(x.sizes());
+    EXPECT_TRUE(at::equal(codec->decode(bytes.data(), bytes.size()), expected)) << bits << " bits";
+  }
 }
 
 TEST(CompressLowRank, ExactOnARankRInput) {

@@ -2,7 +2,7 @@
 // first, then one table per activation shape, with a plain memcpy of the same bytes as the
 // reference and, for lowrank, a truncated torch::linalg_svd at the same rank.
 //
-//   bench_codecs [--threads N] [--iters N] [--quick] [--codec SPEC]...
+//   bench_codecs [--threads N] [--iters N] [--quick] [--codec SPEC]... [--shape N,C,...]...
 #include "splitpipe/codec.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/step_memory.hpp"
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,27 @@ struct Options {
   int iters = 5;
   bool quick = false;
   std::vector<std::string> codecs;
+  std::vector<std::vector<int64_t>> shapes;  // --shape; empty: the default set
 };
+
+std::vector<int64_t> parse_shape(const std::string& text) {
+  std::vector<int64_t> shape;
+  std::stringstream in(text);
+  for (std::string dim; std::getline(in, dim, ',');) {
+    std::size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(dim, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != dim.size() || value < 1)
+      throw splitpipe::UsageError("--shape " + text + ": dims must be positive integers separated by commas, e.g. 64,1280,7,7");
+    shape.push_back(value);
+  }
+  if (shape.size() < 2) throw splitpipe::UsageError("--shape " + text + ": needs at least [batch, features]");
+  return shape;
+}
 
 Options parse_options(int argc, char** argv) {
   Options options;
@@ -48,8 +69,10 @@ Options parse_options(int argc, char** argv) {
       options.quick = true;
     } else if (arg == "--codec") {
       options.codecs.push_back(value(i));
+    } else if (arg == "--shape") {
+      options.shapes.push_back(parse_shape(value(i)));
     } else if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: bench_codecs [--threads N] [--iters N (>=5 recommended)] [--quick] [--codec SPEC]...\n";
+      std::cout << "usage: bench_codecs [--threads N] [--iters N (>=5 recommended)] [--quick] [--codec SPEC]... [--shape N,C,...]...\n";
       std::exit(0);
     } else {
       throw splitpipe::UsageError("unknown option '" + arg + "' (see --help)");
@@ -105,7 +128,7 @@ void bench_shape(const std::vector<int64_t>& shape, const Options& options, uint
     const double encode_s = median_seconds(options.iters, [&] { message_bytes = codec->encode(x, message, 0); });
     at::Tensor decoded;
     const double decode_s =
-        median_seconds(options.iters, [&] { decoded = codec->decode(message.data(), message_bytes); });
+        median_seconds(options.iters, [&] { codec->decode_into(message.data(), message_bytes, decoded); });
     const double error = (x - decoded).norm().item<double>() / norm;
     std::string note;
     if (codec->id() == splitpipe::CodecId::LowRank && x.dim() >= 2) {
@@ -113,7 +136,9 @@ void bench_shape(const std::vector<int64_t>& shape, const Options& options, uint
       // the same matrices the codec factors (per sample, or one [N, numel/N]).
       const bool per_sample = x.dim() >= 3 && codec->spec().find("view=sample") != std::string::npos;
       const at::Tensor matrix = per_sample ? x.reshape({x.size(0), x.size(1), -1}) : x.reshape({1, x.size(0), -1});
-      const int64_t rank = std::min<int64_t>({8, matrix.size(1), matrix.size(2)});
+      const std::string canonical = codec->spec();
+      const int64_t codec_rank = std::stoll(canonical.substr(canonical.find("rank=") + 5));
+      const int64_t rank = std::min<int64_t>({codec_rank, matrix.size(1), matrix.size(2)});
       const double svd_s = median_seconds(options.iters, [&] {
         at::Tensor u, s, vh;
         std::tie(u, s, vh) = torch::linalg_svd(matrix, /*full_matrices=*/false);
@@ -138,7 +163,8 @@ int main(int argc, char** argv) {
     const Options options = parse_options(argc, argv);
     if (options.threads > 0) at::set_num_threads(options.threads);
     const std::vector<std::vector<int64_t>> shapes =
-        options.quick ? std::vector<std::vector<int64_t>>{{8, 32, 28, 28}, {8, 160, 7, 7}, {8, 64, 96}}
+        !options.shapes.empty() ? options.shapes
+        : options.quick ? std::vector<std::vector<int64_t>>{{8, 32, 28, 28}, {8, 160, 7, 7}, {8, 64, 96}}
                       : std::vector<std::vector<int64_t>>{{64, 32, 112, 112}, {64, 1280, 7, 7}, {64, 128, 768}};
     std::printf("# bench_codecs: boundary codecs, CPU\n");
     std::printf("# threads      %d (at::get_num_threads)\n", at::get_num_threads());
@@ -147,6 +173,7 @@ int main(int argc, char** argv) {
     std::printf("\n# batch        %lld (dim 0)\n", static_cast<long long>(shapes[0][0]));
     std::printf("# iterations   %d timed (median reported), %d warm-up\n", options.iters, kWarmup);
     std::printf("# input        relu(randn), seeded; GB/s counts float32 input bytes; ratio = wire bytes / float32 bytes\n");
+    std::printf("# decode       into a kept tensor, as a boundary channel decodes (Codec::decode_into)\n");
     std::printf("# error        ||x - decoded|| / ||x||\n");
     std::printf("# heap         freed memory kept for reuse, as in splitpipe (MALLOC_* variables override)\n");
     uint64_t seed = 1;
