@@ -86,11 +86,12 @@ TEST(CompressKernels, QuantizePackAndDecodeEqualTheAtenReferenceForEveryWidth) {
 
 TEST(CompressKernels, PerChannelGridsEqualTheAtenReference) {
   at::Generator unused = seeded(0);
-  // Inner sizes 1, 21 and 49: runs of one grid that end inside a group, a byte and a block.
+  // Inner sizes 1, 21 and 49: runs of one grid that end inside a group, a byte and a block;
+  // 8 and 256 the ends of the short-run kernels (8..255 values) and the first long run.
   // Inner 1 (a grid per value of the last dim, as for [N, T, W] features) takes its own
   // kernels; {300, 77} has rows that straddle the packing's chunks.
   for (const std::vector<int64_t>& shape :
-       std::vector<std::vector<int64_t>>{{3, 5}, {300, 77}, {4, 5, 3, 7}, {9, 40, 7, 7}}) {
+       std::vector<std::vector<int64_t>>{{3, 5}, {300, 77}, {4, 5, 3, 7}, {9, 40, 7, 7}, {5, 6, 8}, {3, 4, 256}}) {
     const int64_t channels = shape[1];
     std::vector<int64_t> grid_shape(shape.size(), 1);
     grid_shape[1] = channels;
