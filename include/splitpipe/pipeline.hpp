@@ -93,6 +93,18 @@ struct RankCounters {
   void add(const std::vector<double>& values);
 };
 
+// Exact host tensor bytes (LibTorch's CPU allocator, this rank's training thread), the largest
+// seen in training steps. Maxima, not sums, so they live outside RankCounters.
+struct MemoryPeaks {
+  // What one step held at once above what was alive before it: activations of every
+  // micro-batch in flight, gradients, messages.
+  int64_t step_bytes = 0;
+  // What one stage's forward of one micro-batch left allocated: the activations autograd keeps
+  // for its backward, and its output (with --recompute only the output). The schedule decides
+  // how many of these a stage holds at once.
+  int64_t microbatch_activation_bytes = 0;
+};
+
 class PipelineExecutor {
  public:
   // Keeps the blocks of this rank's stages; the others are dropped.
@@ -119,10 +131,9 @@ class PipelineExecutor {
   std::vector<std::pair<std::string, at::Tensor>> named_buffers() const;
 
   RankCounters& counters();
-  // The largest host tensor memory one training step held above what was alive before it,
-  // since the last reset (step_memory.hpp).
-  int64_t peak_step_bytes() const;
-  void reset_peak_step_bytes();
+  // Host tensor memory peaks of the training steps since the last reset (step_memory.hpp).
+  const MemoryPeaks& memory_peaks() const;
+  void reset_memory_peaks();
   // Records every action of the steps the tracer is recording (--trace); null: none.
   void set_tracer(Tracer* tracer);
   // Where this rank's stages live (--edge-device or --server-device); checkpoints and

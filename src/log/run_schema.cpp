@@ -107,6 +107,9 @@ std::vector<SchemaEntry> build_schema() {
   counter(counters, "peak_step_bytes", "B",
           "most host tensor memory one training step of the epoch held above what was alive before it: activations "
           "kept for backward, gradients, messages (exact, from LibTorch's CPU allocator; GPU memory not counted)");
+  counter(counters, "microbatch_activation_bytes", "B",
+          "most host tensor memory one stage's forward of one micro-batch left allocated in training: the "
+          "activations kept for its backward and its output (--recompute: the output only)");
   counter(counters, "sent_bytes", "B",
           "pipeline bytes this rank sent in training (wire, after compression; label_bytes included)");
   counter(counters, "received_bytes", "B", "pipeline bytes this rank received in training (labels included)");

@@ -78,8 +78,9 @@ struct PipelineExecutor::Impl {
   // rank's end of its label link (keyed by the pipeline's first stage).
   std::map<int, std::unique_ptr<LossLink>> loss_links;
   Tracer* tracer = nullptr;
-  int64_t peak_step_bytes = 0;
-  bool recomputing = false;  // this step: --recompute while training
+  MemoryPeaks memory_peaks;
+  bool training_step = false;  // this step trains (builds a graph, runs backward)
+  bool recomputing = false;    // this step: --recompute while training
 
   Impl(Transport& t, const PartitionPlan& p, const std::vector<Block>& blocks, const PipelineOptions& o)
       : transport(t), plan(p), options(o) {
@@ -190,7 +191,11 @@ struct PipelineExecutor::Impl {
     // --recompute: no graph now; backward runs the forward again from the stage's input.
     std::optional<torch::NoGradGuard> no_graph;
     if (recomputing) no_graph.emplace();
+    const int64_t memory_before = step_memory::live_bytes();
     at::Tensor out = st.forward(x);
+    if (training_step)
+      memory_peaks.microbatch_activation_bytes =
+          std::max(memory_peaks.microbatch_activation_bytes, step_memory::live_bytes() - memory_before);
     counters.forward_seconds += seconds_since(start);
     if (!st.last) {
       st.outputs[mb] = out;
@@ -276,6 +281,7 @@ struct PipelineExecutor::Impl {
 
   StepResult run(const Schedule& schedule, const std::vector<int64_t>& rows, const EdgeBatch* batch, bool train) {
     const auto step_start = Clock::now();
+    training_step = train;
     recomputing = train && options.recompute;
     if (train == schedule.forward_only)
       throw std::logic_error("training needs a schedule with backward passes, evaluation a forward-only one");
@@ -313,6 +319,7 @@ struct PipelineExecutor::Impl {
       const TimeMarks before = tracing ? marks() : TimeMarks{};
       switch (a.type) {
         case ActionType::RecvActivation:
+          st.inputs[mb] = at::Tensor();  // evaluation keeps the last step's: let the channel reuse it
           st.inputs[mb] = inbound.at({a.stage - 1, false})->receive(mb, counters).to(st.device).requires_grad_(train);
           break;
         case ActionType::Forward:
@@ -361,7 +368,7 @@ struct PipelineExecutor::Impl {
     for (const auto& [link, loss_end] : links) link->complete(counters);
     if (tracing) tracer->span(links.empty() ? "complete sends" : "results and sends", "wait", results_start, Clock::now());
     if (!predictions.empty()) result.predictions = at::cat(predictions);
-    if (train) peak_step_bytes = std::max(peak_step_bytes, step_memory::peak_bytes() - memory_before);
+    if (train) memory_peaks.step_bytes = std::max(memory_peaks.step_bytes, step_memory::peak_bytes() - memory_before);
     counters.step_seconds += seconds_since(step_start);
     return result;
   }
@@ -465,8 +472,8 @@ RankCounters& PipelineExecutor::counters() { return impl_->counters; }
 
 void PipelineExecutor::set_tracer(Tracer* tracer) { impl_->tracer = tracer; }
 
-int64_t PipelineExecutor::peak_step_bytes() const { return impl_->peak_step_bytes; }
-void PipelineExecutor::reset_peak_step_bytes() { impl_->peak_step_bytes = 0; }
+const MemoryPeaks& PipelineExecutor::memory_peaks() const { return impl_->memory_peaks; }
+void PipelineExecutor::reset_memory_peaks() { impl_->memory_peaks = MemoryPeaks{}; }
 
 at::Device PipelineExecutor::device() const {
   return impl_->stages.empty() ? at::Device(at::kCPU) : impl_->stages.front().device;

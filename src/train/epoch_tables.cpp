@@ -37,7 +37,7 @@ std::vector<std::string> rank_counter_columns() { return schema_columns("/ranks/
 std::vector<std::string> boundary_traffic_columns() { return schema_columns("/boundaries/traffic"); }
 
 RankEpoch RankEpoch::measure(const RankCounters& train, const RankCounters& after_eval, double epoch_seconds,
-                             double eval_seconds, double peak_rss_bytes, double peak_step_bytes) {
+                             double eval_seconds, double peak_rss_bytes, const MemoryPeaks& memory) {
   RankEpoch e;
   const double busy = train.forward_seconds + train.backward_seconds + train.encode_seconds + train.decode_seconds;
   double link_wait = 0;
@@ -57,7 +57,8 @@ RankEpoch RankEpoch::measure(const RankCounters& train, const RankCounters& afte
                 {"busy_fraction", train.step_seconds > 0 ? busy / train.step_seconds : 0.0},
                 {"epoch_seconds", epoch_seconds},
                 {"peak_rss_bytes", peak_rss_bytes},
-                {"peak_step_bytes", peak_step_bytes},
+                {"peak_step_bytes", static_cast<double>(memory.step_bytes)},
+                {"microbatch_activation_bytes", static_cast<double>(memory.microbatch_activation_bytes)},
                 {"sent_bytes", sum(train.bytes_sent, 0) + sum(train.bytes_sent, 1) + train.label_bytes_sent},
                 {"received_bytes",
                  sum(train.bytes_received, 0) + sum(train.bytes_received, 1) + train.label_bytes_received},

@@ -18,7 +18,7 @@ struct RankEpoch {
 
   // `train`: the counters after the training steps; `after_eval`: after the test pass too.
   static RankEpoch measure(const RankCounters& train, const RankCounters& after_eval, double epoch_seconds,
-                           double eval_seconds, double peak_rss_bytes, double peak_step_bytes);
+                           double eval_seconds, double peak_rss_bytes, const MemoryPeaks& memory);
   std::vector<double> flatten() const;
   // The inverse of flatten, with this rank's keys as the template.
   RankEpoch unflatten(const std::vector<double>& values) const;

@@ -586,7 +586,7 @@ void run(const RunConfig& config, ControlPlane& world) {
     const int first_epoch = resumed ? resumed->epoch : 0;
     for (int epoch = first_epoch; epoch < config.epochs; ++epoch) {
       trainer.executor().counters().reset();
-      trainer.executor().reset_peak_step_bytes();
+      trainer.executor().reset_memory_peaks();
       trainer.edge_sync() = EdgeSyncStats{};
       auto last_print = Clock::now();
       const Trainer::Progress progress = [&](int64_t step, int64_t steps, const PassStats& so_far) {
@@ -653,7 +653,7 @@ void run(const RunConfig& config, ControlPlane& world) {
           std::chrono::duration<double>(Clock::now() - epoch_start).count() + (before ? before->seconds : 0.0);
       const RankEpoch measured =
           RankEpoch::measure(train_counters, trainer.executor().counters(), epoch_seconds, eval_seconds, peak_rss_bytes(),
-                             static_cast<double>(trainer.executor().peak_step_bytes()));
+                             trainer.executor().memory_peaks());
       std::vector<RankEpoch> every_rank;
       for (const auto& values : world.gather(measured.flatten())) every_rank.push_back(measured.unflatten(values));
       const auto per_client =
