@@ -52,6 +52,7 @@ struct RunConfig {
   int edge_first = 1;
   int edge_last = 1;
   bool recompute = false;
+  std::string memory_format = "auto";  // auto | contiguous | channels-last
   std::string server_split = "even";  // even | params | time | i,j,...
   std::string schedule = "gpipe";     // gpipe | 1f1b
   int chunks = 1;

@@ -40,6 +40,10 @@ struct PipelineOptions {
   // Keep only each stage's input per micro-batch and run its forward again in backward
   // (activation recomputation): less memory held across the schedule, one more forward.
   bool recompute = false;
+  // Layout of 4-D tensors in stages that hold convolutions (4-D weights): "contiguous",
+  // "channels-last", or "auto" (channels-last on CPU stages: oneDNN's convolutions are faster
+  // on it, most of all for small micro-batches).
+  std::string memory_format = "contiguous";
 };
 
 // A NaN or Inf in a loss or a boundary tensor (with stop_on_nonfinite).

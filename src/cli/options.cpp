@@ -287,6 +287,10 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.flag("pipeline", "recompute", &c.recompute,
          "activation recomputation: keep only each stage's input per micro-batch and run its forward again in "
          "backward (less memory held, one more forward per micro-batch; same results)");
+  t.add("pipeline", "memory-format", &c.memory_format,
+        "layout of images and conv weights in stages with convolutions: auto (channels-last on CPU stages of "
+        "the built-in models, where oneDNN trains MobileNetV2 1.3x faster; contiguous on CUDA and for torchscript "
+        "models) | contiguous | channels-last (any device); the results do not depend on it beyond rounding");
   t.add("pipeline", "edge-device", &c.edge_device, "cpu | cuda");
   t.add("pipeline", "server-device", &c.server_device, "cpu | cuda");
   t.add("pipeline", "transport", &c.transport,

@@ -78,6 +78,7 @@ void validate(const RunConfig& c) {
   require(c.chunks <= c.batch_size, "chunks",
           std::to_string(c.chunks) + " micro-batches do not fit in --batch-size " + std::to_string(c.batch_size) +
               " (each micro-batch needs at least one sample)");
+  require_one_of(c.memory_format, "memory-format", {"auto", "contiguous", "channels-last"});
   require_one_of(c.edge_device, "edge-device", {"cpu", "cuda"});
   require_one_of(c.server_device, "server-device", {"cpu", "cuda"});
   if (c.server_split != "even" && c.server_split != "params" && c.server_split != "time")

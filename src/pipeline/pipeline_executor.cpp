@@ -11,6 +11,7 @@
 
 #include "boundary_channel.hpp"
 #include "loss_link.hpp"
+#include "memory_format.hpp"
 #include "splitpipe/error.hpp"
 #include "splitpipe/mpi_world.hpp"
 #include "splitpipe/pipeline.hpp"
@@ -40,8 +41,12 @@ struct LocalStage {
   StepResult seen;
   std::vector<at::Tensor> predictions;
 
+  bool channels_last = false;  // --memory-format: images and conv weights stored NHWC
   at::Tensor forward(at::Tensor x) {
-    for (auto& [index, block] : blocks) x = block->forward(x);
+    for (auto& [index, block] : blocks) {
+      if (channels_last) x = channels_last_boundary(x);
+      x = block->forward(x);
+    }
     return x;
   }
   void begin_step(int microbatches) {
@@ -113,6 +118,11 @@ struct PipelineExecutor::Impl {
         block->to(stage.device);
         stage.blocks.emplace_back(b, block);
       }
+      std::vector<at::Tensor> parameters;
+      for (auto& [index, block] : stage.blocks)
+        for (const auto& p : block->parameters()) parameters.push_back(p);
+      stage.channels_last = wants_channels_last(options.memory_format, stage.device.is_cpu(), parameters);
+      if (stage.channels_last) store_channels_last(parameters);
       if (!stage.first) {
         if (stage_rank[s - 1] == sp.rank)
           throw std::logic_error("adjacent stages " + std::to_string(s - 1) + " and " + std::to_string(s) + " on one rank");
@@ -244,6 +254,11 @@ struct PipelineExecutor::Impl {
     check_finite(x.sum().item<double>(), st, mb, what, result);
   }
 
+  // In one process the next block's boundary hands this gradient back canonical channels-last.
+  static at::Tensor received_gradient(const LocalStage& st, int mb) {
+    return st.channels_last ? canonical_channels_last(st.output_grads[mb]) : st.output_grads[mb];
+  }
+
   void backward(LocalStage& st, int mb, const EdgeBatch* batch, int64_t batch_rows) {
     const auto start = Clock::now();
     if (recomputing) {
@@ -252,7 +267,7 @@ struct PipelineExecutor::Impl {
       st.losses[mb].backward();
       st.losses[mb] = at::Tensor();
     } else {
-      st.outputs[mb].backward(st.output_grads[mb]);
+      st.outputs[mb].backward(received_gradient(st, mb));
       st.outputs[mb] = st.output_grads[mb] = at::Tensor();
     }
     counters.backward_seconds += seconds_since(start);
@@ -270,7 +285,7 @@ struct PipelineExecutor::Impl {
       (options.loss(out, st.labels[mb]) / static_cast<double>(batch_rows)).backward();
       st.labels[mb] = at::Tensor();
     } else {
-      out.backward(st.output_grads[mb]);
+      out.backward(received_gradient(st, mb));
       st.output_grads[mb] = at::Tensor();
     }
     st.outputs[mb] = at::Tensor();

@@ -59,6 +59,13 @@ Dataset subset(const Dataset& full, const at::Tensor& indices) {
                  full.class_names};
 }
 
+// --memory-format as the stages apply it. "auto" leaves a user's TorchScript module contiguous:
+// its code may view() a conv output, which channels-last strides refuse.
+std::string stage_memory_format(const RunConfig& config) {
+  if (config.memory_format == "auto" && config.model.rfind("torchscript:", 0) == 0) return "contiguous";
+  return config.memory_format;
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -112,7 +119,8 @@ struct Trainer::Impl {
     runner = std::make_unique<StepRunner>(
         config, control, plan, blocks,
         PipelineOptions{config.fwd_codec, config.bwd_codec, config.edge_device, config.server_device,
-                        config.on_nonfinite == "stop", cross_entropy_sum(), edge_patience(), config.recompute});
+                        config.on_nonfinite == "stop", cross_entropy_sum(), edge_patience(), config.recompute,
+                        stage_memory_format(config)});
     state = std::make_unique<StageState>(
         runner->executor(), OptimizerOptions{config.lr, config.momentum, config.weight_decay, config.nesterov});
     if (strategy->sync().edge == SyncPolicy::EdgeSync::Average) {

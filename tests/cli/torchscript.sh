@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # --model torchscript:FILE: LeNet-5 scripted in Python (tests/cli/lib/script_lenet5.py, with the
 # Python torch tools/setup installs) trains bit-identically to the built-in lenet5 from the same
-# seed, alone and through 2- and 3-rank pipelines (losses and weights digest); a scripted model
+# seed, alone and through 2- and 3-rank pipelines (losses and weights digest), in both memory
+# formats; a scripted model
 # with fitted weights starts from them (its test accuracy after an epoch at lr 1e-12 is the
 # exporter's); files that cannot work are refused with one message.
 #
@@ -19,22 +20,28 @@ cd "$work" || exit 1
 data=(--dataset synthetic --synthetic-train 512 --synthetic-test 128 --epochs 2 --seed 1 --batch-size 32)
 # shellcheck source=lib/same_run.sh
 source "$here/lib/same_run.sh"
-for np in 1 2 3; do
-  launch=()
-  ((np > 1)) && launch=("$mpiexec" -np "$np" "${mpirun_flags[@]}")
-  "${launch[@]}" "$binary" --model lenet5 "${data[@]}" --chunks 2 --output "builtin$np.h5" >"builtin$np.log" 2>&1 ||
-    fail "built-in lenet5 on $np rank(s) failed: $(tail -2 "builtin$np.log")"
-  "${launch[@]}" "$binary" --model torchscript:lenet.pt "${data[@]}" --chunks 2 --output "scripted$np.h5" \
-    >"scripted$np.log" 2>&1 || fail "torchscript:lenet.pt on $np rank(s) failed: $(tail -2 "scripted$np.log")"
-  builtin=$(run_summary "builtin$np.h5") scripted=$(run_summary "scripted$np.h5")
-  [[ -n $builtin && $builtin == "$scripted" ]] ||
-    fail "$np rank(s): scripted LeNet-5 ($scripted) differs from the built-in one ($builtin)"
-  echo "  $np rank(s): scripted == built-in: $scripted"
+# Both in the same memory format: --memory-format auto stores the built-in model channels-last
+# on CPU but leaves a scripted one contiguous, and the two layouts round differently.
+for format in contiguous channels-last; do
+  for np in 1 2 3; do
+    launch=()
+    ((np > 1)) && launch=("$mpiexec" -np "$np" "${mpirun_flags[@]}")
+    "${launch[@]}" "$binary" --model lenet5 "${data[@]}" --chunks 2 --memory-format $format \
+      --output "builtin$np-$format.h5" >"builtin$np-$format.log" 2>&1 ||
+      fail "built-in lenet5 on $np rank(s), $format, failed: $(tail -2 "builtin$np-$format.log")"
+    "${launch[@]}" "$binary" --model torchscript:lenet.pt "${data[@]}" --chunks 2 --memory-format $format \
+      --output "scripted$np-$format.h5" >"scripted$np-$format.log" 2>&1 ||
+      fail "torchscript:lenet.pt on $np rank(s), $format, failed: $(tail -2 "scripted$np-$format.log")"
+    builtin=$(run_summary "builtin$np-$format.h5") scripted=$(run_summary "scripted$np-$format.h5")
+    [[ -n $builtin && $builtin == "$scripted" ]] ||
+      fail "$np rank(s), $format: scripted LeNet-5 ($scripted) differs from the built-in one ($builtin)"
+    echo "  $np rank(s), $format: scripted == built-in: $scripted"
+  done
+  # Across rank counts too: the pipeline computes what one process does.
+  one=$(run_summary "scripted1-$format.h5") three=$(run_summary "scripted3-$format.h5")
+  [[ ${one% *} == "${three% *}" ]] ||
+    fail "$format: scripted LeNet-5 over 3 ranks differs from 1 rank"
 done
-# Across rank counts too: the pipeline computes what one process does.
-one=$(run_summary scripted1.h5) three=$(run_summary scripted3.h5)
-[[ ${one% *} == "${three% *}" ]] ||
-  fail "scripted LeNet-5 over 3 ranks differs from 1 rank"
 
 # Pretrained weights are the starting point.
 mkdir -p csv
