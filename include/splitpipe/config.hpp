@@ -2,6 +2,7 @@
 // then defaults. Every option is declared once (src/cli/options.cpp) and drives --help,
 // the resolved INI text stored in the run file, and the per-option HDF5 attributes.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -19,6 +20,10 @@ struct RunConfig {
   bool overwrite = false;
   bool dry_run = false;
   bool print_schedule = false;
+  bool plan = false;  // measure, predict and print the best plans, then exit
+  std::string plan_codecs = "none;quant:bits=8;sortquant:bits=6,split=2;quant:bits=4";  // ';'-separated
+  double max_rel_error = 0.02;  // the planner's ceiling on a codec's relative error, per direction
+  int plan_top = 10;
   uint64_t seed = 1;
   int threads = 1;
   int expect_ranks = 0;  // 0: any world size
@@ -53,6 +58,7 @@ struct RunConfig {
   int edge_last = 1;
   bool recompute = false;
   std::string memory_format = "auto";  // auto | contiguous | channels-last
+  double edge_compute_scale = 1.0;     // >= 1: the edge's compute emulated this many times slower
   std::string server_split = "even";  // even | params | time | i,j,...
   std::string schedule = "gpipe";     // gpipe | 1f1b
   int chunks = 1;
@@ -119,5 +125,21 @@ std::string splitpipe_version();  // project version + git describe
 std::string libtorch_version();   // the LibTorch compiled against, e.g. "2.15.0"
 // What --version prints: splitpipe, LibTorch, its CUDA backend and the GPUs this process sees.
 std::string version_report();
+
+// --plan-codecs as a list: ';'-separated specs, blanks around them ignored, empty ones dropped.
+inline std::vector<std::string> split_plan_codecs(const std::string& text) {
+  std::vector<std::string> specs;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(';', begin), text.size());
+    const size_t first = text.find_first_not_of(" \t", begin);
+    if (first != std::string::npos && first < end) {
+      const size_t last = text.find_last_not_of(" \t", end - 1);
+      specs.push_back(text.substr(first, last - first + 1));
+    }
+    begin = end + 1;
+  }
+  return specs;
+}
 
 }  // namespace splitpipe

@@ -44,6 +44,9 @@ struct PipelineOptions {
   // "channels-last", or "auto" (channels-last on CPU stages: oneDNN's convolutions are faster
   // on it, most of all for small micro-batches).
   std::string memory_format = "contiguous";
+  // >= 1: each forward/backward of a stage that is not a server's is followed by a wait of
+  // (scale - 1) x its measured time, emulating a slower edge device (--edge-compute-scale).
+  double edge_compute_scale = 1.0;
 };
 
 // A NaN or Inf in a loss or a boundary tensor (with stop_on_nonfinite).
@@ -77,6 +80,8 @@ struct RankCounters {
   double wait_seconds = 0;  // blocked on a receive or on a send's completion
   double step_seconds = 0;  // wall time inside run()
   double data_seconds = 0;  // (counted by the trainer) steps waiting for their batch
+  // --edge-compute-scale: the part of forward/backward seconds spent emulating a slower edge.
+  double emulated_compute_seconds = 0;
   // Per boundary b (between stage b and b+1), per direction: [b][0] activations, [b][1] gradients.
   std::vector<std::array<double, 2>> bytes_sent, bytes_received, raw_bytes_sent, messages_sent;
   std::vector<std::array<double, 2>> error_sum, error_samples;  // relative error of sampled messages

@@ -11,6 +11,7 @@
 // between consecutive stages of one pipeline, and a server rank owns stage s of every pipeline
 // (the same weights), so its program interleaves the clients' micro-batches.
 #pragma once
+#include <array>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,19 @@ struct SimulationResult {
 // Runs the schedule in simulated time (sends are asynchronous, receives block), with the given
 // costs of one micro-batch's forward/backward per stage. Throws ScheduleError on deadlock.
 SimulationResult simulate(const Schedule& schedule, double forward_cost = 1.0, double backward_cost = 2.0);
+
+// Measured costs of one micro-batch's actions, for predictions (the planner): compute per
+// stage, and per boundary b (between stages b and b+1) and direction d (0: activations, 1:
+// gradients) the sender's encode, the message's time on the wire and the receiver's decode.
+// The messages of one boundary and direction cross its link one after another. Missing
+// boundary entries cost nothing.
+struct ActionCosts {
+  std::vector<double> forward, backward;                    // per stage
+  std::vector<std::array<double, 2>> encode, wire, decode;  // per boundary
+};
+// The same simulation with these costs; encode and decode keep their rank busy, the wire does
+// not. busy[r] counts compute, encode and decode.
+SimulationResult simulate(const Schedule& schedule, const ActionCosts& costs);
 
 std::string to_string(const Action& action);
 // One line per rank: its actions in order, e.g. "rank 0: F0.0 S0.0>1 ...".

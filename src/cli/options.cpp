@@ -215,6 +215,15 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
          "print the resolved config, the block table and the partition plan, then exit");
   t.flag("run", "print-schedule", &c.print_schedule,
          "print every rank's schedule for one mini-batch, check it, then exit");
+  t.flag("run", "plan", &c.plan,
+         "measure what every block costs on each rank's hardware, the --plan-codecs on the real activations and "
+         "gradients of the first batch, and the link (--link, or a ping-pong), then print the fastest predicted "
+         "plans (cut, schedule, chunks, codecs) and exit");
+  t.add("run", "plan-codecs", &c.plan_codecs, "codecs the planner may choose, separated by ';'");
+  t.add("run", "max-rel-error", &c.max_rel_error,
+        "the planner's ceiling on a codec's relative error ||x - decoded|| / ||x|| at any boundary, activations "
+        "and gradients alike (default 0.02: 8-bit methods pass, 4-bit ones do not on MobileNetV2)");
+  t.add("run", "plan-top", &c.plan_top, "how many plans --plan prints");
   t.add("run", "seed", &c.seed, "seed for weights, data order, augmentation and codecs");
   t.add("run", "threads", &c.threads,
         "intra-op threads per rank (with mpirun use --bind-to none or --map-by slot:PE=N); when not given: "
@@ -291,6 +300,10 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "layout of images and conv weights in stages with convolutions: auto (channels-last on CPU stages of "
         "the built-in models, where oneDNN trains MobileNetV2 1.3x faster; contiguous on CUDA and for torchscript "
         "models) | contiguous | channels-last (any device); the results do not depend on it beyond rounding");
+  t.add("pipeline", "edge-compute-scale", &c.edge_compute_scale,
+        "S >= 1: emulate an edge S times slower than this machine (a phone beside a GPU server): after each "
+        "forward or backward of an edge stage the rank waits (S - 1) x its measured time; counted as "
+        "emulated_compute_seconds (1: off; every stage in one process)");
   t.add("pipeline", "edge-device", &c.edge_device, "cpu | cuda");
   t.add("pipeline", "server-device", &c.server_device, "cpu | cuda");
   t.add("pipeline", "transport", &c.transport,

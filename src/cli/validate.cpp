@@ -1,6 +1,7 @@
 // Range and name checks that Boost's typed parsing cannot do. Every message names the option.
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "splitpipe/codec.hpp"
 #include "splitpipe/config.hpp"
@@ -21,6 +22,12 @@
 namespace splitpipe {
 namespace {
 
+std::string shortest(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
 void require(bool ok, const std::string& option, const std::string& what) {
   if (!ok) throw UsageError("--" + option + ": " + what);
 }
@@ -40,6 +47,15 @@ void validate(const RunConfig& c) {
   require(c.expect_ranks >= 0, "expect-ranks", "must be >= 0");
   require(c.progress_every >= 0, "progress-every", "must be >= 0");
   require(c.prefetch >= 0 && c.prefetch <= 64, "prefetch", "must be between 0 and 64");
+  require(c.plan_top >= 1, "plan-top", "must be >= 1");
+  require(c.max_rel_error > 0, "max-rel-error", "must be > 0");
+  for (const auto& spec : split_plan_codecs(c.plan_codecs)) {
+    try {
+      make_codec(spec);
+    } catch (const UsageError& e) {
+      throw UsageError(std::string("--plan-codecs: ") + e.what());
+    }
+  }
   require(c.trace_steps >= 1 && c.trace_steps <= 10000, "trace-steps", "must be between 1 and 10000");
   // A scripted model (torchscript:FILE) is checked when it is loaded, where the file is read.
   if (c.model.rfind("torchscript:", 0) != 0) require_one_of(c.model, "model", model_names());
@@ -79,6 +95,9 @@ void validate(const RunConfig& c) {
           std::to_string(c.chunks) + " micro-batches do not fit in --batch-size " + std::to_string(c.batch_size) +
               " (each micro-batch needs at least one sample)");
   require_one_of(c.memory_format, "memory-format", {"auto", "contiguous", "channels-last"});
+  require(c.edge_compute_scale >= 1.0 && c.edge_compute_scale <= 1000.0, "edge-compute-scale",
+          "must be between 1 (no emulation) and 1000 (an edge that many times slower), got " +
+              shortest(c.edge_compute_scale));
   require_one_of(c.edge_device, "edge-device", {"cpu", "cuda"});
   require_one_of(c.server_device, "server-device", {"cpu", "cuda"});
   if (c.server_split != "even" && c.server_split != "params" && c.server_split != "time")

@@ -98,6 +98,8 @@ std::vector<SchemaEntry> build_schema() {
   counter(counters, "step_seconds", "s", "wall time inside the training steps");
   counter(counters, "data_seconds", "s",
           "training steps waiting for their batch (index, augment, cut; prefetched with --prefetch > 0)");
+  counter(counters, "emulated_compute_seconds", "s",
+          "part of forward + backward seconds spent emulating a slower edge (--edge-compute-scale; 0 without it)");
   counter(counters, "eval_seconds", "s", "wall time of the test pass");
   counter(counters, "idle_seconds", "s", "epoch_seconds minus busy, comm-wait, data and test-pass seconds");
   counter(counters, "wait_fraction", "1", "comm_wait_seconds / step_seconds");

@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <thread>
 
 #include "boundary_channel.hpp"
 #include "loss_link.hpp"
@@ -206,6 +207,7 @@ struct PipelineExecutor::Impl {
     if (training_step)
       memory_peaks.microbatch_activation_bytes =
           std::max(memory_peaks.microbatch_activation_bytes, step_memory::live_bytes() - memory_before);
+    emulate_slower_edge(st, start);
     counters.forward_seconds += seconds_since(start);
     if (!st.last) {
       st.outputs[mb] = out;
@@ -259,6 +261,16 @@ struct PipelineExecutor::Impl {
     return st.channels_last ? canonical_channels_last(st.output_grads[mb]) : st.output_grads[mb];
   }
 
+  // --edge-compute-scale S: an edge stage's compute since `start` is made to take S times as
+  // long by waiting out the difference (a sleep: the emulated device is busy, not this core).
+  void emulate_slower_edge(const LocalStage& st, Clock::time_point start) {
+    if (options.edge_compute_scale <= 1.0 || st.plan.role == "server") return;
+    const auto compute = Clock::now() - start;
+    const auto wait_start = Clock::now();
+    std::this_thread::sleep_for(std::chrono::duration_cast<Clock::duration>(compute * (options.edge_compute_scale - 1.0)));
+    counters.emulated_compute_seconds += seconds_since(wait_start);
+  }
+
   void backward(LocalStage& st, int mb, const EdgeBatch* batch, int64_t batch_rows) {
     const auto start = Clock::now();
     if (recomputing) {
@@ -270,6 +282,7 @@ struct PipelineExecutor::Impl {
       st.outputs[mb].backward(received_gradient(st, mb));
       st.outputs[mb] = st.output_grads[mb] = at::Tensor();
     }
+    emulate_slower_edge(st, start);
     counters.backward_seconds += seconds_since(start);
   }
 

@@ -9,7 +9,8 @@ namespace {
 template <typename Counters, typename Visit>
 void each_counter(Counters& c, Visit&& visit) {
   for (auto* scalar : {&c.forward_seconds, &c.backward_seconds, &c.encode_seconds, &c.decode_seconds, &c.wait_seconds,
-                       &c.step_seconds, &c.data_seconds, &c.label_bytes_sent, &c.label_bytes_received})
+                       &c.step_seconds, &c.data_seconds, &c.label_bytes_sent, &c.label_bytes_received,
+                       &c.emulated_compute_seconds})
     visit(*scalar);
   for (auto* table : {&c.bytes_sent, &c.bytes_received, &c.raw_bytes_sent, &c.messages_sent, &c.error_sum,
                       &c.error_samples, &c.encode_seconds_at, &c.decode_seconds_at, &c.link_wait_seconds_at})

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 
 #include "splitpipe/schedule.hpp"
@@ -117,12 +119,26 @@ void check_schedule(const Schedule& schedule) {
 }
 
 SimulationResult simulate(const Schedule& sc, double forward_cost, double backward_cost) {
+  ActionCosts costs;
+  costs.forward.assign(sc.num_stages(), forward_cost);
+  costs.backward.assign(sc.num_stages(), backward_cost);
+  return simulate(sc, costs);
+}
+
+SimulationResult simulate(const Schedule& sc, const ActionCosts& costs) {
   const int R = sc.num_ranks();
+  if (static_cast<int>(costs.forward.size()) < sc.num_stages() || static_cast<int>(costs.backward.size()) < sc.num_stages())
+    throw std::invalid_argument("simulate: compute costs for " + std::to_string(costs.forward.size()) + " stages, the schedule has " +
+                                std::to_string(sc.num_stages()));
+  const auto cost_at = [](const std::vector<std::array<double, 2>>& table, int boundary, bool gradient) {
+    return boundary >= 0 && boundary < static_cast<int>(table.size()) ? table[boundary][gradient ? 1 : 0] : 0.0;
+  };
   std::vector<size_t> pc(R, 0);
   std::vector<double> clock(R, 0.0);
   SimulationResult result;
   result.busy.assign(R, 0.0);
-  std::map<std::tuple<bool, int, int>, double> sent_at;
+  std::map<std::tuple<bool, int, int>, double> arrives_at;
+  std::map<std::pair<int, bool>, double> link_free_at;  // (boundary, gradient)
   bool progress = true;
   while (progress) {
     progress = false;
@@ -130,17 +146,27 @@ SimulationResult simulate(const Schedule& sc, double forward_cost, double backwa
       const auto& program = sc.programs[r];
       while (pc[r] < program.size()) {
         const Action& a = program[pc[r]];
-        if (is_recv(a.type)) {
-          const auto it = sent_at.find(message_of(a));
-          if (it == sent_at.end()) break;  // blocked until the peer sends
-          clock[r] = std::max(clock[r], it->second);
-        } else if (is_send(a.type)) {
-          sent_at[message_of(a)] = clock[r];
+        double work = 0;
+        if (is_recv(a.type) || is_send(a.type)) {
+          const auto message = message_of(a);
+          const bool gradient = std::get<0>(message);
+          const int boundary = gradient ? std::get<1>(message) - 1 : std::get<1>(message);
+          if (is_recv(a.type)) {
+            const auto it = arrives_at.find(message);
+            if (it == arrives_at.end()) break;  // blocked until the peer sends
+            clock[r] = std::max(clock[r], it->second);
+            work = cost_at(costs.decode, boundary, gradient);
+          } else {
+            work = cost_at(costs.encode, boundary, gradient);
+            double& link_free = link_free_at[{boundary, gradient}];
+            link_free = std::max(clock[r] + work, link_free) + cost_at(costs.wire, boundary, gradient);
+            arrives_at[message] = link_free;
+          }
         } else {
-          const double cost = a.type == ActionType::Forward ? forward_cost : backward_cost;
-          clock[r] += cost;
-          result.busy[r] += cost;
+          work = (a.type == ActionType::Forward ? costs.forward : costs.backward).at(a.stage);
         }
+        clock[r] += work;
+        result.busy[r] += work;
         ++pc[r];
         progress = true;
       }

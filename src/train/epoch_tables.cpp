@@ -50,6 +50,7 @@ RankEpoch RankEpoch::measure(const RankCounters& train, const RankCounters& afte
                 {"link_wait_seconds", link_wait},
                 {"step_seconds", train.step_seconds},
                 {"data_seconds", train.data_seconds},
+                {"emulated_compute_seconds", train.emulated_compute_seconds},
                 {"eval_seconds", eval_seconds},
                 {"idle_seconds",
                  std::max(0.0, epoch_seconds - busy - train.wait_seconds - train.data_seconds - eval_seconds)},

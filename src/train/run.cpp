@@ -24,7 +24,9 @@
 #include "splitpipe/trace.hpp"
 #include "splitpipe/run_schema.hpp"
 #include "splitpipe/schedule.hpp"
+#include "splitpipe/planner.hpp"
 #include "splitpipe/trainer.hpp"
+#include "plan_costs.hpp"
 #include "epoch_tables.hpp"
 
 namespace splitpipe {
@@ -407,6 +409,30 @@ std::vector<double> block_seconds_for_split(const RunConfig& config, const Contr
   return seconds;
 }
 
+// --plan: measure, search, print the fastest predicted plans (rank 0).
+void print_plans(const RunConfig& config, const ControlPlane& world, const std::optional<DatasetSplits>& data) {
+  if (config.edge_ranks > 1)
+    throw UsageError("--plan plans one edge client with its servers; run it without --edge-ranks (the clients "
+                     "of a multi-client run share the plan of one)");
+  const std::vector<int> chunk_counts{1, 2, 4, 8};
+  const auto start = std::chrono::steady_clock::now();
+  const CostTable costs = measure_costs(config, world, data, chunk_counts, split_plan_codecs(config.plan_codecs));
+  if (world.rank() != 0) return;
+  PlanSpace space;
+  space.chunks = chunk_counts;
+  PlanConstraints constraints;
+  constraints.max_activation_error = constraints.max_gradient_error = config.max_rel_error;
+  const auto plans = rank_plans(costs, space, constraints);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "plan: " << costs.blocks.size() << " blocks, " << costs.servers << " server rank(s), batch "
+            << costs.batch_size << ", edge compute x" << costs.edge_compute_scale << ", link "
+            << (costs.link.bytes_per_second > 0 ? std::to_string(costs.link.bytes_per_second * 8 / 1e6) + " Mbit/s"
+                                                : std::string("unlimited"))
+            << ", latency " << costs.link.latency_seconds * 1e6 << " us; measured in " << seconds << " s\n"
+            << plans.size() << " plan(s) meet --max-rel-error " << config.max_rel_error << "; the fastest predicted:\n"
+            << format_plans(plans, static_cast<size_t>(config.plan_top));
+}
+
 void print_setup(const RunConfig& config, Trainer& trainer, const std::string& path,
                  const std::optional<CheckpointPosition>& resumed) {
   const int E = config.edge_ranks;
@@ -484,11 +510,11 @@ void run(const RunConfig& config, ControlPlane& world) {
   }
   world.agree_on(problem, 2);
   // Before the data loads: an existing result is refused at once, not after minutes of setup.
-  const bool writes_output = !config.dry_run && !config.print_schedule && !config.resume;
+  const bool writes_output = !config.dry_run && !config.print_schedule && !config.plan && !config.resume;
   if (world.rank() == 0 && writes_output && !config.output.empty() && !config.overwrite &&
       std::filesystem::exists(config.output))
     problem = "run file '" + config.output + "' already exists; pass --overwrite to replace it or choose another --output";
-  const bool trains = !config.dry_run && !config.print_schedule;
+  const bool trains = !config.dry_run && !config.print_schedule && !config.plan;
   if (world.rank() == 0 && trains && !config.trace.empty() && !problem) {
     const auto folder = std::filesystem::path(config.trace).parent_path();
     if (!config.overwrite && std::filesystem::exists(config.trace))
@@ -507,6 +533,10 @@ void run(const RunConfig& config, ControlPlane& world) {
   world.set_timeout(config.comm_timeout > 0 ? std::max(config.comm_timeout, kSetupTimeoutSeconds) : 0);
   const auto data = load_on_clients(config, world);
   if (root) std::cout << "data: " << data->description << "\n";
+  if (config.plan) {
+    print_plans(config, world, data);
+    return;
+  }
   const auto block_seconds = block_seconds_for_split(config, world, data);
   world.set_timeout(config.comm_timeout);  // before the Trainer's transports take it over
   Trainer trainer(config, world, data ? &*data : nullptr, block_seconds);

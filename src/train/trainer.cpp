@@ -120,7 +120,7 @@ struct Trainer::Impl {
         config, control, plan, blocks,
         PipelineOptions{config.fwd_codec, config.bwd_codec, config.edge_device, config.server_device,
                         config.on_nonfinite == "stop", cross_entropy_sum(), edge_patience(), config.recompute,
-                        stage_memory_format(config)});
+                        stage_memory_format(config), config.edge_compute_scale});
     state = std::make_unique<StageState>(
         runner->executor(), OptimizerOptions{config.lr, config.momentum, config.weight_decay, config.nesterov});
     if (strategy->sync().edge == SyncPolicy::EdgeSync::Average) {

@@ -122,6 +122,34 @@ TEST(Schedule, GPipeOnLinearPipelineMatchesAnalyticBubble) {
     }
 }
 
+TEST(Schedule, MeasuredCostsTimeMessagesAsStepsOfTheirOwn) {
+  // Two ranks, one micro-batch: every action waits for the previous one, so the step is the sum
+  // of forward 0, the activation's encode + wire + decode, forward and backward 1, the gradient's
+  // encode + wire + decode, backward 0. Encode and decode keep their rank busy, the wire does not.
+  const Schedule one = build_schedule("gpipe", linear_layout(2), 1, false);
+  ActionCosts costs;
+  costs.forward = {1.0, 10.0};
+  costs.backward = {2.0, 20.0};
+  costs.encode = {{0.1, 0.2}};
+  costs.wire = {{3.0, 4.0}};
+  costs.decode = {{0.3, 0.4}};
+  const auto sim = simulate(one, costs);
+  EXPECT_DOUBLE_EQ(sim.makespan, 1.0 + 0.1 + 3.0 + 0.3 + 10.0 + 20.0 + 0.2 + 4.0 + 0.4 + 2.0);
+  EXPECT_DOUBLE_EQ(sim.busy[0], 1.0 + 0.1 + 0.4 + 2.0);
+  EXPECT_DOUBLE_EQ(sim.busy[1], 0.3 + 10.0 + 20.0 + 0.2);
+  // Four micro-batches share the link: the fourth activation leaves rank 0 at 4 x 1.1 but
+  // reaches rank 1 only after the three before it crossed (4 x 3.0 of wire from 1.1).
+  const Schedule four = build_schedule("gpipe", linear_layout(2), 4, false);
+  costs.backward = {0.0, 0.0};
+  costs.forward = {1.0, 0.0};
+  costs.encode = {{0.1, 0.0}};
+  costs.decode = {{0.0, 0.0}};
+  costs.wire = {{3.0, 0.0}};
+  EXPECT_DOUBLE_EQ(simulate(four, costs).makespan, 1.1 + 4 * 3.0);
+  // Without message costs it is the uniform simulation.
+  EXPECT_DOUBLE_EQ(simulate(four, ActionCosts{{1, 1}, {2, 2}, {}, {}, {}}).makespan, simulate(four, 1.0, 2.0).makespan);
+}
+
 TEST(Schedule, OneFOneBKeepsFewerActivationsAlive) {
   // Peak number of micro-batches forwarded but not yet backwarded on stage 0.
   auto peak_in_flight = [](const Schedule& s) {

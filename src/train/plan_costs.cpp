@@ -1,0 +1,249 @@
+#include "plan_costs.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "splitpipe/codec.hpp"
+#include "splitpipe/link.hpp"
+#include "splitpipe/model.hpp"
+#include "splitpipe/trainer.hpp"
+
+namespace splitpipe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kRepeats = 3;
+
+template <typename Work>
+double median_seconds(Work&& work) {
+  work();  // warm-up
+  std::vector<double> seconds;
+  for (int r = 0; r < kRepeats; ++r) {
+    const auto start = Clock::now();
+    work();
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+// Rank 0's first training batch on every rank: shape, then the float32 bytes.
+at::Tensor shared_batch(const ControlPlane& world, const std::optional<DatasetSplits>& data, int64_t batch_size) {
+  std::vector<int64_t> shape;
+  std::string bytes;
+  if (world.rank() == 0) {
+    const at::Tensor batch = data->train.inputs.narrow(0, 0, std::min<int64_t>(batch_size, data->train.inputs.size(0)))
+                                 .to(at::kFloat)
+                                 .contiguous();
+    shape = batch.sizes().vec();
+    bytes.assign(static_cast<const char*>(batch.data_ptr()), batch.nbytes());
+  }
+  world.broadcast(shape);
+  world.broadcast(bytes);
+  at::Tensor batch = at::empty(shape, at::kFloat);
+  std::memcpy(batch.data_ptr(), bytes.data(), bytes.size());
+  return batch;
+}
+
+double median(std::vector<double> seconds) {
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+// Forward and backward seconds of each block on `rows` samples, with the previous block's
+// output as input: [2 b] forward, [2 b + 1] backward.
+std::vector<double> time_blocks(std::vector<Block>& blocks, const at::Tensor& batch, int64_t rows) {
+  std::vector<double> seconds;
+  at::Tensor x = batch.narrow(0, 0, rows);
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    torch::nn::Sequential module = blocks[b].module;
+    const bool was_training = module->is_training();
+    module->eval();
+    const at::Tensor input = x.detach().requires_grad_(b > 0);
+    std::vector<double> forward, backward;
+    at::Tensor out;
+    for (int r = 0; r <= kRepeats; ++r) {  // r == 0 warms up
+      auto start = Clock::now();
+      out = module->forward(input);
+      const double f = std::chrono::duration<double>(Clock::now() - start).count();
+      start = Clock::now();
+      out.backward(at::ones_like(out));
+      const double g = std::chrono::duration<double>(Clock::now() - start).count();
+      if (r > 0) {
+        forward.push_back(f);
+        backward.push_back(g);
+      }
+    }
+    seconds.push_back(median(forward));
+    seconds.push_back(median(backward));
+    module->zero_grad();
+    module->train(was_training);
+    x = out.detach();
+  }
+  return seconds;
+}
+
+// Activations after each block and the gradients of the loss with respect to them, on the
+// whole batch with its real labels (rank 0).
+std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>> boundary_tensors(std::vector<Block>& blocks,
+                                                                             const at::Tensor& batch,
+                                                                             const at::Tensor& labels) {
+  std::vector<at::Tensor> activations, gradients;
+  at::Tensor x = batch;
+  for (auto& block : blocks) {
+    block.module->eval();
+    x = block.module->forward(x);
+    x.retain_grad();
+    activations.push_back(x);
+  }
+  torch::nn::functional::cross_entropy(x, labels).backward();
+  for (auto& a : activations) gradients.push_back(a.grad().defined() ? a.grad().detach() : at::zeros_like(a));
+  for (auto& a : activations) a = a.detach();
+  for (auto& block : blocks) {
+    block.module->zero_grad();
+    block.module->train();
+  }
+  return {activations, gradients};
+}
+
+CodecCost measure_codec(const std::string& spec, const std::vector<at::Tensor>& activations,
+                        const std::vector<at::Tensor>& gradients) {
+  CodecCost cost;
+  cost.spec = spec;
+  double raw = 0, wire = 0, encode_seconds = 0, decode_seconds = 0;
+  for (size_t b = 0; b + 1 < activations.size(); ++b) {
+    for (int gradient = 0; gradient < 2; ++gradient) {
+      const at::Tensor& x = gradient ? gradients[b] : activations[b];
+      auto codec = make_codec(spec);
+      std::vector<uint8_t> message;
+      size_t bytes = 0;
+      at::Tensor decoded;
+      encode_seconds += median_seconds([&] { bytes = codec->encode(x, message, 0); });
+      decode_seconds += median_seconds([&] { codec->decode_into(message.data(), bytes, decoded); });
+      const double norm = x.norm().item<double>();
+      const double error = norm > 0 ? (x - decoded.view(x.sizes())).norm().item<double>() / norm : 0.0;
+      (gradient ? cost.gradient_error : cost.activation_error).push_back(error);
+      raw += static_cast<double>(x.numel() * sizeof(float));
+      wire += static_cast<double>(bytes);
+    }
+  }
+  if (raw > 0) {
+    cost.encode_seconds_per_byte = encode_seconds / raw;
+    cost.decode_seconds_per_byte = decode_seconds / raw;
+    cost.wire_ratio = wire / raw;
+  }
+  return cost;
+}
+
+// Bytes per second and latency between ranks 0 and 1 through the control plane (MPI), from a
+// small and a large ping-pong; unlimited in one process.
+LinkCost measure_link(const ControlPlane& world) {
+  if (world.size() < 2) return {};
+  const auto round_trip = [&](size_t size) {
+    const std::string payload(size, 'x');
+    return median_seconds([&] {
+      if (world.rank() == 0) {
+        world.send_bytes(1, payload, "link ping");
+        world.receive_bytes(1, "link pong");
+      } else if (world.rank() == 1) {
+        world.send_bytes(0, world.receive_bytes(0, "link ping"), "link pong");
+      }
+    });
+  };
+  const double small = round_trip(8) / 2, large = round_trip(size_t{4} << 20) / 2;
+  LinkCost link;
+  link.latency_seconds = small;
+  link.bytes_per_second = large > small ? static_cast<double>(size_t{4} << 20) / (large - small) : 0.0;
+  std::vector<int64_t> shared{static_cast<int64_t>(link.latency_seconds * 1e9), static_cast<int64_t>(link.bytes_per_second)};
+  world.broadcast(shared);
+  return LinkCost{static_cast<double>(shared[1]), shared[0] * 1e-9};
+}
+
+}  // namespace
+
+CostTable measure_costs(const RunConfig& config, const ControlPlane& world, const std::optional<DatasetSplits>& data,
+                        const std::vector<int>& chunk_counts, const std::vector<std::string>& codec_specs) {
+  std::vector<int64_t> sample_shape, classes{0};
+  if (world.rank() == 0) {
+    sample_shape = data->train.sample_shape();
+    classes[0] = data->train.num_classes;
+  }
+  world.broadcast(sample_shape);
+  world.broadcast(classes);
+  torch::manual_seed(config.seed);
+  std::vector<Block> blocks = build_model(model_spec(config, sample_shape, classes[0]));
+  const at::Tensor batch = shared_batch(world, data, config.batch_size);
+  const int64_t batch_rows = batch.size(0);
+
+  CostTable costs;
+  costs.batch_size = batch_rows;
+  costs.servers = std::max(1, world.size() - 1);
+  costs.edge_compute_scale = config.edge_compute_scale;
+  for (const auto& block : blocks) {
+    BlockCost cost;
+    cost.name = block.name;
+    int64_t per_sample = 1;
+    for (int64_t d : block.output_shape) per_sample *= d;
+    cost.output_bytes = static_cast<double>(per_sample * sizeof(float));
+    costs.blocks.push_back(cost);
+  }
+  for (int chunks : chunk_counts) {
+    const int64_t rows = (batch_rows + chunks - 1) / chunks;
+    const std::vector<double> mine = time_blocks(blocks, batch, rows);
+    const auto all = world.gather(mine);  // rank 0: every rank's
+    std::vector<double> edge = mine, server = mine;
+    if (world.rank() == 0 && all.size() > 1) server = all[1];
+    std::vector<double> flat(edge);
+    flat.insert(flat.end(), server.begin(), server.end());
+    std::vector<int64_t> nanoseconds;
+    for (double s : flat) nanoseconds.push_back(static_cast<int64_t>(s * 1e9));
+    world.broadcast(nanoseconds);
+    const size_t n = blocks.size();
+    for (size_t b = 0; b < n; ++b) {
+      costs.blocks[b].edge_at_rows[rows] = {nanoseconds[2 * b] * 1e-9, nanoseconds[2 * b + 1] * 1e-9};
+      costs.blocks[b].server_at_rows[rows] = {nanoseconds[2 * n + 2 * b] * 1e-9, nanoseconds[2 * n + 2 * b + 1] * 1e-9};
+    }
+  }
+  if (world.rank() == 0) {
+    const at::Tensor labels = data->train.labels.narrow(0, 0, batch_rows);
+    const auto [activations, gradients] = boundary_tensors(blocks, batch, labels);
+    for (const auto& spec : codec_specs) costs.codecs.push_back(measure_codec(spec, activations, gradients));
+  }
+  // The codec table travels as text: spec, then the numbers.
+  std::string table;
+  if (world.rank() == 0)
+    for (const auto& codec : costs.codecs) {
+      table += codec.spec + "\n" + std::to_string(codec.encode_seconds_per_byte) + " " +
+               std::to_string(codec.decode_seconds_per_byte) + " " + std::to_string(codec.wire_ratio);
+      for (double e : codec.activation_error) table += " " + std::to_string(e);
+      for (double e : codec.gradient_error) table += " " + std::to_string(e);
+      table += "\n";
+    }
+  world.broadcast(table);
+  if (world.rank() != 0) {
+    std::istringstream in(table);
+    for (std::string spec, numbers; std::getline(in, spec) && std::getline(in, numbers);) {
+      CodecCost codec;
+      codec.spec = spec;
+      std::istringstream values(numbers);
+      values >> codec.encode_seconds_per_byte >> codec.decode_seconds_per_byte >> codec.wire_ratio;
+      for (size_t b = 0; b + 1 < blocks.size(); ++b) codec.activation_error.push_back(0), values >> codec.activation_error.back();
+      for (size_t b = 0; b + 1 < blocks.size(); ++b) codec.gradient_error.push_back(0), values >> codec.gradient_error.back();
+      costs.codecs.push_back(codec);
+    }
+  }
+  if (!config.link.empty()) {
+    const LinkSpec link = parse_link_list(config.link, config.edge_ranks).front();
+    costs.link = LinkCost{link.bits_per_second / 8, link.latency_seconds};
+  } else {
+    costs.link = measure_link(world);
+  }
+  return costs;
+}
+
+}  // namespace splitpipe

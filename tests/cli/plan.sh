@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# --plan: measures the blocks, codecs and link of this machine, prints the fastest predicted
+# plans and exits 0 without a run file, in one process and on 2 ranks; the printed plans
+# respect --max-rel-error (no 4-bit codec under the default ceiling); an impossible ceiling
+# and an unknown codec are refused with one message (exit 2).
+#
+# Usage: plan.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
+set -u
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh" plan "$@"
+cd "$work" || exit 1
+
+job=(--model lenet5 --dataset synthetic --synthetic-train 256 --synthetic-test 64 --batch-size 32 --output p.h5)
+for np in 1 2; do
+  launch=()
+  ((np > 1)) && launch=("$mpiexec" -np "$np" "${mpirun_flags[@]}")
+  timeout 300 "${launch[@]}" "$binary" "${job[@]}" --plan --plan-top 5 >"plan$np.log" 2>&1 ||
+    fail "--plan on $np rank(s) failed: $(tail -n 3 "plan$np.log")"
+  rows=$(grep -cE '^[0-9]+ +edge [0-9]+\+[0-9]+ ' "plan$np.log")
+  [[ $rows -eq 5 ]] && echo "ok    $np rank(s): 5 plans printed, best: $(grep -E '^1 ' "plan$np.log" | tr -s ' ')" ||
+    fail "$np rank(s): expected 5 plan rows, got $rows: $(cat "plan$np.log")"
+  grep -q 'quant:bits=4' "plan$np.log" && fail "$np rank(s): a 4-bit codec passed the default --max-rel-error"
+  [[ -e p.h5 ]] && fail "--plan wrote a run file"
+done
+
+"$binary" "${job[@]}" --plan --max-rel-error 1e-12 --plan-codecs 'quant:bits=4' >tight.log 2>&1
+rc=$?
+[[ $rc -eq 2 && $(grep -c '^splitpipe: error:' tight.log) -eq 1 ]] && grep -q 'none of .* candidate plans' tight.log &&
+  echo "ok    impossible ceiling refused: $(grep error tight.log | cut -c1-150)" ||
+  fail "impossible --max-rel-error: exit $rc, $(cat tight.log)"
+"$binary" "${job[@]}" --plan --plan-codecs 'none;zstd' >bad.log 2>&1
+rc=$?
+[[ $rc -eq 2 ]] && grep -q -- "--plan-codecs: unknown codec 'zstd'" bad.log &&
+  echo "ok    unknown codec refused: $(grep error bad.log)" || fail "--plan-codecs zstd: exit $rc, $(cat bad.log)"
+finish "plan checks passed"
