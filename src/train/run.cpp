@@ -426,9 +426,10 @@ void print_plans(const RunConfig& config, const ControlPlane& world, const std::
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "plan: " << costs.blocks.size() << " blocks, " << costs.servers << " server rank(s), batch "
             << costs.batch_size << ", edge compute x" << costs.edge_compute_scale << ", link "
-            << (costs.link.bytes_per_second > 0 ? std::to_string(costs.link.bytes_per_second * 8 / 1e6) + " Mbit/s"
+            << (costs.link.bytes_per_second > 0 ? std::to_string(std::llround(costs.link.bytes_per_second * 8 / 1e6)) + " Mbit/s"
                                                 : std::string("unlimited"))
-            << ", latency " << costs.link.latency_seconds * 1e6 << " us; measured in " << seconds << " s\n"
+            << ", latency " << std::llround(costs.link.latency_seconds * 1e6) << " us; measured in "
+            << std::llround(seconds) << " s\n"
             << plans.size() << " plan(s) meet --max-rel-error " << config.max_rel_error << "; the fastest predicted:\n"
             << format_plans(plans, static_cast<size_t>(config.plan_top));
 }
