@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "splitpipe/error.hpp"
+#include "splitpipe/linear_partition.hpp"
 #include "splitpipe/schedule.hpp"
 
 namespace splitpipe {
@@ -60,36 +61,15 @@ Layout layout_of(const CostTable& costs, const Plan& plan) {
 }
 
 // Server cuts that balance the servers' compute: the contiguous split of the middle blocks
-// whose slowest server is fastest (exact, by dynamic programming over the few blocks).
+// whose slowest server is fastest.
 std::vector<int> balanced_server_cuts(const CostTable& costs, int middle_begin, int middle_end) {
-  const int servers = costs.servers;
-  if (servers == 1) return {};
-  const int n = middle_end - middle_begin;
-  std::vector<double> prefix(n + 1, 0.0);
-  for (int i = 0; i < n; ++i) {
-    const BlockCost& b = costs.blocks[middle_begin + i];
-    prefix[i + 1] = prefix[i] + b.server_forward_seconds + b.server_backward_seconds;
-  }
-  const double inf = std::numeric_limits<double>::infinity();
-  // best[k][i]: the slowest of k servers holding the first i middle blocks; from[k][i] the cut.
-  std::vector<std::vector<double>> best(servers + 1, std::vector<double>(n + 1, inf));
-  std::vector<std::vector<int>> from(servers + 1, std::vector<int>(n + 1, 0));
-  best[0][0] = 0;
-  for (int k = 1; k <= servers; ++k)
-    for (int i = k; i <= n; ++i)
-      for (int j = k - 1; j < i; ++j) {
-        const double slowest = std::max(best[k - 1][j], prefix[i] - prefix[j]);
-        if (slowest < best[k][i]) {
-          best[k][i] = slowest;
-          from[k][i] = j;
-        }
-      }
+  if (costs.servers == 1) return {};
+  std::vector<double> seconds;
+  for (int b = middle_begin; b < middle_end; ++b)
+    seconds.push_back(costs.blocks[b].server_forward_seconds + costs.blocks[b].server_backward_seconds);
   std::vector<int> cuts;
-  for (int k = servers, i = n; k > 1; --k) {
-    i = from[k][i];
-    cuts.push_back(middle_begin + i);
-  }
-  std::reverse(cuts.begin(), cuts.end());
+  const std::vector<int> starts = balanced_cuts(seconds, costs.servers);
+  for (size_t s = 1; s < starts.size(); ++s) cuts.push_back(middle_begin + starts[s]);
   return cuts;
 }
 
