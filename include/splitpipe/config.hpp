@@ -55,6 +55,13 @@ struct RunConfig {
 
   // [pipeline]
   int edge_first = 1;
+  // "auto" for --edge-first, --edge-last, --chunks: the planner chooses them (like "auto" in
+  // --server-split, --fwd-codec and --bwd-codec); run() resolves them before anything trains.
+  bool edge_first_auto = false, edge_last_auto = false, chunks_auto = false;
+  // What the planner chose for the auto options and the samples/s it predicted (empty and 0
+  // without auto options); stored in the run file beside the measured result.
+  std::string plan_chosen;
+  double plan_predicted_samples_per_second = 0;
   int edge_last = 1;
   bool recompute = false;
   std::string memory_format = "auto";  // auto | contiguous | channels-last
@@ -97,6 +104,13 @@ struct RunConfig {
   std::vector<ResolvedOption> resolved;
 
   std::string to_ini() const;  // the resolved options as INI text, grouped by section
+  // Replaces one option's resolved text (the planner's choice for an "auto" option).
+  void set_resolved(const std::string& name, const std::string& value);
+  // Whether any option is "auto", for the planner to fill.
+  bool planned() const {
+    return edge_first_auto || edge_last_auto || chunks_auto || server_split == "auto" || fwd_codec == "auto" ||
+           bwd_codec == "auto";
+  }
 };
 
 struct CommandLine {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <iomanip>
 #include <iterator>
+#include <limits>
 #include <sstream>
 #include <type_traits>
 
@@ -88,6 +89,20 @@ uint64_t parse_unsigned(const std::string& text, const std::string& option) {
   throw UsageError("--" + option + ": '" + text + "' is not an integer in [0, 2^64)");
 }
 
+// An int, all of the text: anything else names the option.
+int parse_int(const std::string& text, const std::string& option) {
+  size_t used = 0;
+  long long value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || value < std::numeric_limits<int>::min() || value > std::numeric_limits<int>::max())
+    throw UsageError("--" + option + ": '" + text + "' is neither an integer nor auto");
+  return static_cast<int>(value);
+}
+
 // Registers options into per-section descriptions and remembers how to print each value.
 class OptionTable {
  public:
@@ -126,6 +141,19 @@ class OptionTable {
     else if constexpr (std::is_integral_v<T>) kind = 'i';
     else if constexpr (std::is_floating_point_v<T>) kind = 'f';
     entries_.push_back({sec, name, [field] { return to_text(*field); }, kind});
+  }
+  // An integer option that also takes "auto" (the planner chooses it). Printed as "auto" until
+  // run() resolves it.
+  void add_or_auto(const std::string& sec, const char* name, int* field, bool* automatic, const std::string& text) {
+    const char* help = text.c_str();
+    current(sec).add_options()(name,
+                               po::value<std::string>()->default_value(to_text(*field))->notifier(
+                                   [field, automatic, name](const std::string& value) {
+                                     *automatic = value == "auto";
+                                     if (!*automatic) *field = parse_int(value, name);
+                                   }),
+                               help);
+    entries_.push_back({sec, name, [field, automatic] { return *automatic ? std::string("auto") : to_text(*field); }, 'i'});
   }
   void flag(const std::string& sec, const char* name, bool* field, const char* help) {
     current(sec).add_options()(
@@ -286,13 +314,17 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("train", "lr-gamma", &c.lr_gamma, "decay factor of the step schedule");
 
   t.section("pipeline", "Pipeline (with mpirun: rank 0 is the edge, ranks 1.. are servers)");
-  t.add("pipeline", "edge-first", &c.edge_first, "K: the edge holds the first K blocks");
-  t.add("pipeline", "edge-last", &c.edge_last, "M: the edge holds the last M blocks and the loss; 0: the last server rank holds the "
-        "head and the loss, and the edge sends it the labels (no U-shape)");
+  t.add_or_auto("pipeline", "edge-first", &c.edge_first, &c.edge_first_auto,
+                "K: the edge holds the first K blocks; auto: the planner chooses (see --plan)");
+  t.add_or_auto("pipeline", "edge-last", &c.edge_last, &c.edge_last_auto,
+                "M: the edge holds the last M blocks and the loss; 0: the last server rank holds the head and the "
+                "loss, and the edge sends it the labels (no U-shape); auto: the planner chooses");
   t.add("pipeline", "server-split", &c.server_split,
-        "how the middle blocks are split over server ranks: even | params | time | i,j,... (cut points)");
+        "how the middle blocks are split over server ranks: even | params | time | i,j,... (cut points) | auto "
+        "(the planner's cut points)");
   t.add("pipeline", "schedule", &c.schedule, joined(schedule_names(), " | "));
-  t.add("pipeline", "chunks", &c.chunks, "micro-batches per mini-batch (1..256)");
+  t.add_or_auto("pipeline", "chunks", &c.chunks, &c.chunks_auto,
+                "micro-batches per mini-batch (1..256); auto: the planner chooses among 1, 2, 4, 8");
   t.flag("pipeline", "recompute", &c.recompute,
          "activation recomputation: keep only each stage's input per micro-batch and run its forward again in "
          "backward (less memory held, one more forward per micro-batch; same results)");
@@ -321,8 +353,10 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "(and at the end of every epoch); 1 = exactly one SGD step on the union batch per round");
 
   t.section("compress", "Compression of boundary traffic");
-  t.add("compress", "fwd-codec", &c.fwd_codec, "codec for activations (edge -> server -> edge), e.g. quant:bits=8");
-  t.add("compress", "bwd-codec", &c.bwd_codec, "codec for gradients, e.g. sortquant:bits=6,split=2");
+  t.add("compress", "fwd-codec", &c.fwd_codec,
+        "codec for activations (edge -> server -> edge), e.g. quant:bits=8; auto: the planner chooses among "
+        "--plan-codecs within --max-rel-error");
+  t.add("compress", "bwd-codec", &c.bwd_codec, "codec for gradients, e.g. sortquant:bits=6,split=2; auto: as for --fwd-codec");
 
   t.section("link", "Emulated edge links (edge client <-> server messages only)");
   t.add("link", "link", &c.link,
@@ -429,6 +463,15 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
     }
   }
   return values;
+}
+
+void RunConfig::set_resolved(const std::string& name, const std::string& value) {
+  for (auto& option : resolved)
+    if (option.name == name) {
+      option.value = value;
+      return;
+    }
+  throw std::logic_error("set_resolved: no option '" + name + "'");
 }
 
 std::string RunConfig::to_ini() const {

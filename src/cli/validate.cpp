@@ -87,11 +87,12 @@ void validate(const RunConfig& c) {
           "must be in [0, epochs), got " + std::to_string(c.warmup_epochs));
   require(c.lr_step_epochs >= 1, "lr-step-epochs", "must be >= 1");
   require(c.lr_gamma > 0 && c.lr_gamma <= 1, "lr-gamma", "must be in (0, 1]");
-  require(c.edge_first >= 1, "edge-first", "must be >= 1 (the edge keeps at least its first block)");
-  require(c.edge_last >= 0, "edge-last", "must be >= 0 (0: the last server rank holds the loss)");
+  require(c.edge_first_auto || c.edge_first >= 1, "edge-first", "must be >= 1 (the edge keeps at least its first block)");
+  require(c.edge_last_auto || c.edge_last >= 0, "edge-last", "must be >= 0 (0: the last server rank holds the loss)");
   require_one_of(c.schedule, "schedule", schedule_names());
-  require(c.chunks >= 1 && c.chunks <= 256, "chunks", "must be between 1 and 256, got " + std::to_string(c.chunks));
-  require(c.chunks <= c.batch_size, "chunks",
+  require(c.chunks_auto || (c.chunks >= 1 && c.chunks <= 256), "chunks",
+          "must be between 1 and 256, got " + std::to_string(c.chunks));
+  require(c.chunks_auto || c.chunks <= c.batch_size, "chunks",
           std::to_string(c.chunks) + " micro-batches do not fit in --batch-size " + std::to_string(c.batch_size) +
               " (each micro-batch needs at least one sample)");
   require_one_of(c.memory_format, "memory-format", {"auto", "contiguous", "channels-last"});
@@ -100,9 +101,10 @@ void validate(const RunConfig& c) {
               shortest(c.edge_compute_scale));
   require_one_of(c.edge_device, "edge-device", {"cpu", "cuda"});
   require_one_of(c.server_device, "server-device", {"cpu", "cuda"});
-  if (c.server_split != "even" && c.server_split != "params" && c.server_split != "time")
+  if (c.server_split != "even" && c.server_split != "params" && c.server_split != "time" && c.server_split != "auto")
     parse_int_list(c.server_split, "server-split");
   for (const auto& [option, spec] : {std::pair{"fwd-codec", c.fwd_codec}, std::pair{"bwd-codec", c.bwd_codec}}) {
+    if (spec == "auto") continue;
     try {
       make_codec(spec);
     } catch (const UsageError& e) {
@@ -123,6 +125,14 @@ void validate(const RunConfig& c) {
   if (!c.fault_inject.empty()) parse_fault_spec(c.fault_inject);
   if (!c.link.empty()) parse_link_list(c.link, c.edge_ranks);
   require_one_of(c.transport, "transport", transport_names());
+  if (c.planned()) {
+    require(!c.resume, "resume",
+            "cannot be combined with auto options: the checkpoint holds the plan the first run chose, so pass its "
+            "values (printed in its 'plan:' line and stored in its run file's /options) instead of auto");
+    require(c.edge_ranks == 1, "edge-ranks",
+            "the planner (auto options) plans one edge client; with several clients give the values explicitly "
+            "(--plan on a one-client run suggests them)");
+  }
 }
 
 }  // namespace splitpipe

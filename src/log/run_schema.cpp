@@ -25,6 +25,11 @@ std::vector<SchemaEntry> build_schema() {
   attribute("world_size", "int64", "count", "MPI ranks of the run");
   attribute("resolved_config", "string", "text", "every option as INI text (command line, then --config, then defaults)");
   attribute("config", "string", "text", "the --config file given, empty if none");
+  attribute("plan", "string", "text",
+            "what the planner chose for the auto options, as options (\"--edge-first 4 --chunks 8\"); empty without auto");
+  attribute("predicted_samples_per_second", "float64", "sample/s",
+            "the planner's prediction for the chosen plan, beside the measured /epochs samples_per_second; 0 "
+            "without auto options");
   attribute("weights_digest", "string", "text",
             "FNV-1a digest of each rank's weights at the end, comma-separated; equal digests mean equal weights");
   s.push_back({"/options/@<option>", "attribute", "int64, uint64, float64 or string", "per option",

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <tuple>
 
 #include "splitpipe/checkpoint.hpp"
@@ -229,6 +231,8 @@ void write_static_metadata(RunFile& file, const RunConfig& config, const Trainer
   file.set_attribute("hostnames", host_list);
   file.set_attribute("resolved_config", config.to_ini());
   file.set_attribute("config", config.config_file);
+  file.set_attribute("plan", config.plan_chosen);
+  file.set_attribute("predicted_samples_per_second", config.plan_predicted_samples_per_second);
   write_typed_options(file, config);
 
   std::vector<std::string> names, shapes;
@@ -409,6 +413,84 @@ std::vector<double> block_seconds_for_split(const RunConfig& config, const Contr
   return seconds;
 }
 
+// The planner's search space for `config`: its fixed options stay fixed, its auto ones vary.
+PlanSpace plan_space(const RunConfig& config, const std::vector<int>& chunk_counts) {
+  PlanSpace space;
+  if (!config.edge_first_auto) space.edge_first = {config.edge_first};
+  if (!config.edge_last_auto) space.edge_last = {config.edge_last};
+  space.chunks = chunk_counts;
+  space.schedules = {config.schedule};
+  if (config.fwd_codec != "auto") space.fwd_codecs = {config.fwd_codec};
+  if (config.bwd_codec != "auto") space.bwd_codecs = {config.bwd_codec};
+  return space;
+}
+
+// The codecs to measure: --plan-codecs where a direction is auto, and the fixed ones.
+std::vector<std::string> codecs_to_measure(const RunConfig& config) {
+  std::vector<std::string> codecs;
+  if (config.fwd_codec == "auto" || config.bwd_codec == "auto") codecs = split_plan_codecs(config.plan_codecs);
+  for (const auto& fixed : {config.fwd_codec, config.bwd_codec})
+    if (fixed != "auto" && std::find(codecs.begin(), codecs.end(), fixed) == codecs.end()) codecs.push_back(fixed);
+  return codecs;
+}
+
+// Auto options: rank 0 measures (collectively), searches and picks the fastest predicted plan;
+// every rank applies that choice (broadcast, so a near-tie cannot split the ranks) to the
+// options and to their resolved text, and the run goes on with it.
+void apply_plan(RunConfig& config, const ControlPlane& world, const std::optional<DatasetSplits>& data) {
+  std::vector<int> chunk_counts;
+  if (config.chunks_auto) {
+    for (int c : {1, 2, 4, 8})
+      if (c <= config.batch_size) chunk_counts.push_back(c);
+  } else {
+    chunk_counts = {config.chunks};
+  }
+  const CostTable costs = measure_costs(config, world, data, chunk_counts, codecs_to_measure(config));
+  std::string problem, choice;
+  std::vector<int64_t> numbers(4, 0);  // edge-first, edge-last, chunks, predicted samples/s x 1000
+  if (world.rank() == 0) {
+    try {
+      PlanConstraints constraints;
+      constraints.max_activation_error = constraints.max_gradient_error = config.max_rel_error;
+      const PlanPrediction best = rank_plans(costs, plan_space(config, chunk_counts), constraints).front();
+      std::string cuts;
+      for (int cut : best.plan.server_cuts) cuts += (cuts.empty() ? "" : ",") + std::to_string(cut);
+      choice = best.plan.fwd_codec + "\n" + best.plan.bwd_codec + "\n" + (cuts.empty() ? "even" : cuts);
+      numbers = {best.plan.edge_first, best.plan.edge_last, best.plan.chunks,
+                 static_cast<int64_t>(std::llround(best.samples_per_second * 1000))};
+    } catch (const UsageError& e) {
+      problem = e.what();
+    }
+  }
+  world.agree_on(problem.empty() ? std::nullopt : std::optional<std::string>(problem), 2);
+  world.broadcast(choice);
+  world.broadcast(numbers);
+  std::istringstream lines(choice);
+  std::string fwd, bwd, split;
+  std::getline(lines, fwd);
+  std::getline(lines, bwd);
+  std::getline(lines, split);
+  std::string chosen;
+  const auto take = [&](bool automatic, const char* name, const std::string& value, auto apply) {
+    if (!automatic) return;
+    apply();
+    config.set_resolved(name, value);
+    chosen += (chosen.empty() ? "" : " ") + std::string("--") + name + " " + value;
+  };
+  take(config.edge_first_auto, "edge-first", std::to_string(numbers[0]), [&] { config.edge_first = static_cast<int>(numbers[0]); });
+  take(config.edge_last_auto, "edge-last", std::to_string(numbers[1]), [&] { config.edge_last = static_cast<int>(numbers[1]); });
+  take(config.chunks_auto, "chunks", std::to_string(numbers[2]), [&] { config.chunks = static_cast<int>(numbers[2]); });
+  take(config.server_split == "auto", "server-split", split, [&] { config.server_split = split; });
+  take(config.fwd_codec == "auto", "fwd-codec", fwd, [&] { config.fwd_codec = fwd; });
+  take(config.bwd_codec == "auto", "bwd-codec", bwd, [&] { config.bwd_codec = bwd; });
+  config.edge_first_auto = config.edge_last_auto = config.chunks_auto = false;
+  config.plan_chosen = chosen;
+  config.plan_predicted_samples_per_second = static_cast<double>(numbers[3]) / 1000;
+  if (world.rank() == 0)
+    std::cout << "plan: " << chosen << " (predicted " << std::llround(config.plan_predicted_samples_per_second)
+              << " samples/s; --plan lists the alternatives)\n";
+}
+
 // --plan: measure, search, print the fastest predicted plans (rank 0).
 void print_plans(const RunConfig& config, const ControlPlane& world, const std::optional<DatasetSplits>& data) {
   if (config.edge_ranks > 1)
@@ -489,7 +571,8 @@ void record_end(RunFile& file, const std::exception& error, int ranks) {
 
 }  // namespace
 
-void run(const RunConfig& config, ControlPlane& world) {
+void run(const RunConfig& given, ControlPlane& world) {
+  RunConfig config = given;  // the planner fills its auto options
   install_interrupt_handlers();  // again, for callers other than main (tests)
   // Armed before the first collective: a rank that fails or hangs in any check below must not
   // leave the others waiting forever.
@@ -538,6 +621,7 @@ void run(const RunConfig& config, ControlPlane& world) {
     print_plans(config, world, data);
     return;
   }
+  if (config.planned()) apply_plan(config, world, data);
   const auto block_seconds = block_seconds_for_split(config, world, data);
   world.set_timeout(config.comm_timeout);  // before the Trainer's transports take it over
   Trainer trainer(config, world, data ? &*data : nullptr, block_seconds);

@@ -2,7 +2,8 @@
 # --plan: measures the blocks, codecs and link of this machine, prints the fastest predicted
 # plans and exits 0 without a run file, in one process and on 2 ranks; the printed plans
 # respect --max-rel-error (no 4-bit codec under the default ceiling); an impossible ceiling
-# and an unknown codec are refused with one message (exit 2).
+# and an unknown codec are refused with one message (exit 2). Auto options (--edge-first auto
+# ...) are filled by the planner before training, and the run file records the choice.
 #
 # Usage: plan.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
 set -u
@@ -32,4 +33,35 @@ rc=$?
 rc=$?
 [[ $rc -eq 2 ]] && grep -q -- "--plan-codecs: unknown codec 'zstd'" bad.log &&
   echo "ok    unknown codec refused: $(grep error bad.log)" || fail "--plan-codecs zstd: exit $rc, $(cat bad.log)"
+# Auto options: the planner fills them before training; the run file holds its choice, the
+# prediction and the resolved values (no "auto" left), and training follows the choice.
+timeout 300 "$mpiexec" -np 2 "${mpirun_flags[@]}" "$binary" "${job[@]}" --epochs 1 --edge-first auto --chunks auto \
+  --fwd-codec auto >auto.log 2>&1 || fail "auto options failed: $(tail -n 3 auto.log)"
+chosen=$(grep -m1 '^plan: ' auto.log)
+verdict=$(/usr/bin/python3 - <<'PY' 2>&1
+import h5py
+f = h5py.File("p.h5", "r")
+plan = f.attrs["plan"].decode() if isinstance(f.attrs["plan"], bytes) else f.attrs["plan"]
+opts = f["options"].attrs
+words = plan.split()
+chosen = dict(zip(words[0::2], words[1::2]))
+config = f.attrs["resolved_config"]
+config = config.decode() if isinstance(config, bytes) else config
+resolved = dict(line.split(" = ", 1) for line in config.splitlines() if " = " in line)
+ok = (set(chosen) == {"--edge-first", "--chunks", "--fwd-codec"}
+      and int(opts["edge-first"]) == int(chosen["--edge-first"]) and int(opts["chunks"]) == int(chosen["--chunks"])
+      and all(resolved[name[2:]] == value for name, value in chosen.items())
+      and float(f.attrs["predicted_samples_per_second"]) > 0)
+print("True" if ok else "False", plan, "predicted", float(f.attrs["predicted_samples_per_second"]))
+PY
+)
+[[ $verdict == True* ]] && echo "ok    auto: ${verdict#True } ($chosen)" || fail "auto options: ${verdict#False } ($chosen)"
+"$binary" "${job[@]}" --edge-first auto --resume --checkpoint-dir ck >resume.log 2>&1
+rc=$?
+[[ $rc -eq 2 ]] && grep -q -- "--resume: cannot be combined with auto options" resume.log &&
+  echo "ok    auto with --resume refused" || fail "auto + --resume: exit $rc, $(cat resume.log)"
+"$binary" "${job[@]}" --chunks many >many.log 2>&1
+rc=$?
+[[ $rc -eq 2 ]] && grep -q -- "--chunks: 'many' is neither an integer nor auto" many.log &&
+  echo "ok    --chunks many refused" || fail "--chunks many: exit $rc, $(cat many.log)"
 finish "plan checks passed"
