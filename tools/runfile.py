@@ -223,6 +223,12 @@ class RunFile:
         """Option name (as on the command line, without --) -> int, float or str; flags are 0/1."""
         return {name: python_value(value) for name, value in self._group("options").attrs.items()}
 
+    @property
+    def predicted_samples_per_second(self):
+        """The planner's prediction for a run with auto options (/@predicted_samples_per_second);
+        0 without them or in files older than the planner."""
+        return float(self._f.attrs.get("predicted_samples_per_second", 0.0))
+
     @functools.cached_property
     def epochs(self):
         """/epochs as column -> float64 array over epochs (accuracies as fractions); a missing
