@@ -125,6 +125,9 @@ void validate(const RunConfig& c) {
   if (!c.fault_inject.empty()) parse_fault_spec(c.fault_inject);
   if (!c.link.empty()) parse_link_list(c.link, c.edge_ranks);
   require_one_of(c.transport, "transport", transport_names());
+  require(!c.plan || c.edge_ranks == 1, "plan",
+          "plans one edge client with its servers; run it without --edge-ranks (the clients of a multi-client run "
+          "share the plan of one)");
   if (c.planned()) {
     require(!c.resume, "resume",
             "cannot be combined with auto options: the checkpoint holds the plan the first run chose, so pass its "

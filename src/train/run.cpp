@@ -434,6 +434,25 @@ std::vector<std::string> codecs_to_measure(const RunConfig& config) {
   return codecs;
 }
 
+// Collective: rank 0's ranking of the plans of `space` under --max-rel-error (empty on the other
+// ranks). No plan left stops every rank with rank 0's message.
+std::vector<PlanPrediction> ranked_plans(const RunConfig& config, const ControlPlane& world, const CostTable& costs,
+                                         const PlanSpace& space) {
+  std::vector<PlanPrediction> plans;
+  std::optional<std::string> problem;
+  if (world.rank() == 0) {
+    PlanConstraints constraints;
+    constraints.max_activation_error = constraints.max_gradient_error = config.max_rel_error;
+    try {
+      plans = rank_plans(costs, space, constraints);
+    } catch (const UsageError& e) {
+      problem = e.what();
+    }
+  }
+  world.agree_on(problem, 2);
+  return plans;
+}
+
 // Auto options: rank 0 measures (collectively), searches and picks the fastest predicted plan;
 // every rank applies that choice (broadcast, so a near-tie cannot split the ranks) to the
 // options and to their resolved text, and the run goes on with it.
@@ -446,23 +465,17 @@ void apply_plan(RunConfig& config, const ControlPlane& world, const std::optiona
     chunk_counts = {config.chunks};
   }
   const CostTable costs = measure_costs(config, world, data, chunk_counts, codecs_to_measure(config));
-  std::string problem, choice;
+  const std::vector<PlanPrediction> plans = ranked_plans(config, world, costs, plan_space(config, chunk_counts));
+  std::string choice;
   std::vector<int64_t> numbers(4, 0);  // edge-first, edge-last, chunks, predicted samples/s x 1000
   if (world.rank() == 0) {
-    try {
-      PlanConstraints constraints;
-      constraints.max_activation_error = constraints.max_gradient_error = config.max_rel_error;
-      const PlanPrediction best = rank_plans(costs, plan_space(config, chunk_counts), constraints).front();
-      std::string cuts;
-      for (int cut : best.plan.server_cuts) cuts += (cuts.empty() ? "" : ",") + std::to_string(cut);
-      choice = best.plan.fwd_codec + "\n" + best.plan.bwd_codec + "\n" + (cuts.empty() ? "even" : cuts);
-      numbers = {best.plan.edge_first, best.plan.edge_last, best.plan.chunks,
-                 static_cast<int64_t>(std::llround(best.samples_per_second * 1000))};
-    } catch (const UsageError& e) {
-      problem = e.what();
-    }
+    const PlanPrediction& best = plans.front();
+    std::string cuts;
+    for (int cut : best.plan.server_cuts) cuts += (cuts.empty() ? "" : ",") + std::to_string(cut);
+    choice = best.plan.fwd_codec + "\n" + best.plan.bwd_codec + "\n" + (cuts.empty() ? "even" : cuts);
+    numbers = {best.plan.edge_first, best.plan.edge_last, best.plan.chunks,
+               static_cast<int64_t>(std::llround(best.samples_per_second * 1000))};
   }
-  world.agree_on(problem.empty() ? std::nullopt : std::optional<std::string>(problem), 2);
   world.broadcast(choice);
   world.broadcast(numbers);
   std::istringstream lines(choice);
@@ -493,18 +506,13 @@ void apply_plan(RunConfig& config, const ControlPlane& world, const std::optiona
 
 // --plan: measure, search, print the fastest predicted plans (rank 0).
 void print_plans(const RunConfig& config, const ControlPlane& world, const std::optional<DatasetSplits>& data) {
-  if (config.edge_ranks > 1)
-    throw UsageError("--plan plans one edge client with its servers; run it without --edge-ranks (the clients "
-                     "of a multi-client run share the plan of one)");
   const std::vector<int> chunk_counts{1, 2, 4, 8};
   const auto start = std::chrono::steady_clock::now();
   const CostTable costs = measure_costs(config, world, data, chunk_counts, split_plan_codecs(config.plan_codecs));
-  if (world.rank() != 0) return;
   PlanSpace space;
   space.chunks = chunk_counts;
-  PlanConstraints constraints;
-  constraints.max_activation_error = constraints.max_gradient_error = config.max_rel_error;
-  const auto plans = rank_plans(costs, space, constraints);
+  const auto plans = ranked_plans(config, world, costs, space);
+  if (world.rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "plan: " << costs.blocks.size() << " blocks, " << costs.servers << " server rank(s), batch "
             << costs.batch_size << ", edge compute x" << costs.edge_compute_scale << ", link "
