@@ -113,6 +113,9 @@ double EmulatedLinkTransport::due_in_seconds(const Transfer& transfer) const {
   return transfer.arrival - clock_offset_seconds_ - now_seconds();
 }
 
+// How long the link's wait sleeps between two rounds of MPI progress.
+constexpr double kProgressSliceSeconds = 1e-3;
+
 bool EmulatedLinkTransport::test(Ticket ticket) {
   Transfer& transfer = transfers_[ticket];
   if (!inner_.test(transfer.data)) return false;
@@ -130,8 +133,15 @@ void EmulatedLinkTransport::wait(Ticket ticket) {
     inner_.wait(transfer.stamp);
     const double now = now_seconds();
     const double due = due_in_seconds(transfer);
-    // Sleep rather than spin: the rank's core is free for the others meanwhile.
-    if (due > 0) std::this_thread::sleep_for(std::chrono::duration<double>(due));
+    // Sleep rather than spin: the rank's core is free for the others meanwhile. But in slices
+    // that let MPI progress this rank's other transfers: a large message's rendezvous needs its
+    // receiver to answer, and a sender must not wait for the link of a message queued here.
+    for (double left = due; left > 0; left = due_in_seconds(transfer)) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(left, kProgressSliceSeconds)));
+      transfers_.for_each([&](Transfer& other, bool in_use) {
+        if (in_use && &other != &transfer && other.data >= 0) inner_.test(other.data);
+      });
+    }
     // Held back from when the bytes were there (maybe seen earlier by test()) until due.
     if (transfer.is_recv) {
       const double ready = transfer.ready_at >= 0 ? transfer.ready_at : now;
