@@ -182,14 +182,14 @@ std::vector<PlanPrediction> rank_plans(const CostTable& costs, const PlanSpace& 
   for (int k : firsts)
     for (int m : lasts) {
       if (n - k - m < costs.servers) continue;  // no room for the servers
+      Plan plan;
+      plan.edge_first = k;
+      plan.edge_last = m;
+      plan.server_cuts = balanced_server_cuts(costs, k, n - m);
+      const Layout layout = layout_of(costs, plan);
       for (const auto& fwd : fwd_codecs)
         for (const auto& bwd : bwd_codecs) {
           // A cut's codec error is a property of its boundaries, whatever schedule carries it.
-          Plan plan;
-          plan.edge_first = k;
-          plan.edge_last = m;
-          plan.server_cuts = balanced_server_cuts(costs, k, n - m);
-          const Layout layout = layout_of(costs, plan);
           double worst_activation = 0, worst_gradient = 0;
           for (size_t s = 0; s + 1 < layout.blocks.size(); ++s) {
             const int boundary = layout.blocks[s].second - 1;

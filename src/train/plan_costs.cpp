@@ -19,17 +19,22 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kRepeats = 3;
 
+double median(std::vector<double> seconds) {
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+// The median of kRepeats timed runs of `work`, after one untimed warm-up.
 template <typename Work>
 double median_seconds(Work&& work) {
-  work();  // warm-up
+  work();
   std::vector<double> seconds;
   for (int r = 0; r < kRepeats; ++r) {
     const auto start = Clock::now();
     work();
     seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
-  std::sort(seconds.begin(), seconds.end());
-  return seconds[seconds.size() / 2];
+  return median(seconds);
 }
 
 // Rank 0's first training batch on every rank: shape, then the float32 bytes.
@@ -48,11 +53,6 @@ at::Tensor shared_batch(const ControlPlane& world, const std::optional<DatasetSp
   at::Tensor batch = at::empty(shape, at::kFloat);
   std::memcpy(batch.data_ptr(), bytes.data(), bytes.size());
   return batch;
-}
-
-double median(std::vector<double> seconds) {
-  std::sort(seconds.begin(), seconds.end());
-  return seconds[seconds.size() / 2];
 }
 
 // Forward and backward seconds of each block on `rows` samples, with the previous block's
