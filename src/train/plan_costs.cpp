@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <sstream>
 
 #include "splitpipe/codec.hpp"
 #include "splitpipe/link.hpp"
@@ -159,9 +158,7 @@ LinkCost measure_link(const ControlPlane& world) {
   LinkCost link;
   link.latency_seconds = small;
   link.bytes_per_second = large > small ? static_cast<double>(size_t{4} << 20) / (large - small) : 0.0;
-  std::vector<int64_t> shared{static_cast<int64_t>(link.latency_seconds * 1e9), static_cast<int64_t>(link.bytes_per_second)};
-  world.broadcast(shared);
-  return LinkCost{static_cast<double>(shared[1]), shared[0] * 1e-9};
+  return link;
 }
 
 }  // namespace
@@ -195,47 +192,17 @@ CostTable measure_costs(const RunConfig& config, const ControlPlane& world, cons
   for (int chunks : chunk_counts) {
     const int64_t rows = (batch_rows + chunks - 1) / chunks;
     const std::vector<double> mine = time_blocks(blocks, batch, rows);
-    const auto all = world.gather(mine);  // rank 0: every rank's
-    std::vector<double> edge = mine, server = mine;
-    if (world.rank() == 0 && all.size() > 1) server = all[1];
-    std::vector<double> flat(edge);
-    flat.insert(flat.end(), server.begin(), server.end());
-    std::vector<int64_t> nanoseconds;
-    for (double s : flat) nanoseconds.push_back(static_cast<int64_t>(s * 1e9));
-    world.broadcast(nanoseconds);
-    const size_t n = blocks.size();
-    for (size_t b = 0; b < n; ++b) {
-      costs.blocks[b].edge_at_rows[rows] = {nanoseconds[2 * b] * 1e-9, nanoseconds[2 * b + 1] * 1e-9};
-      costs.blocks[b].server_at_rows[rows] = {nanoseconds[2 * n + 2 * b] * 1e-9, nanoseconds[2 * n + 2 * b + 1] * 1e-9};
+    const auto all = world.gather(mine);  // rank 0: every rank's; the edge is rank 0, a server rank 1
+    const std::vector<double>& server = all.size() > 1 ? all[1] : mine;
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      costs.blocks[b].edge_at_rows[rows] = {mine[2 * b], mine[2 * b + 1]};
+      costs.blocks[b].server_at_rows[rows] = {server[2 * b], server[2 * b + 1]};
     }
   }
   if (world.rank() == 0) {
     const at::Tensor labels = data->train.labels.narrow(0, 0, batch_rows);
     const auto [activations, gradients] = boundary_tensors(blocks, batch, labels);
     for (const auto& spec : codec_specs) costs.codecs.push_back(measure_codec(spec, activations, gradients));
-  }
-  // The codec table travels as text: spec, then the numbers.
-  std::string table;
-  if (world.rank() == 0)
-    for (const auto& codec : costs.codecs) {
-      table += codec.spec + "\n" + std::to_string(codec.encode_seconds_per_byte) + " " +
-               std::to_string(codec.decode_seconds_per_byte) + " " + std::to_string(codec.wire_ratio);
-      for (double e : codec.activation_error) table += " " + std::to_string(e);
-      for (double e : codec.gradient_error) table += " " + std::to_string(e);
-      table += "\n";
-    }
-  world.broadcast(table);
-  if (world.rank() != 0) {
-    std::istringstream in(table);
-    for (std::string spec, numbers; std::getline(in, spec) && std::getline(in, numbers);) {
-      CodecCost codec;
-      codec.spec = spec;
-      std::istringstream values(numbers);
-      values >> codec.encode_seconds_per_byte >> codec.decode_seconds_per_byte >> codec.wire_ratio;
-      for (size_t b = 0; b + 1 < blocks.size(); ++b) codec.activation_error.push_back(0), values >> codec.activation_error.back();
-      for (size_t b = 0; b + 1 < blocks.size(); ++b) codec.gradient_error.push_back(0), values >> codec.gradient_error.back();
-      costs.codecs.push_back(codec);
-    }
   }
   if (!config.link.empty()) {
     const LinkSpec link = parse_link_list(config.link, config.edge_ranks).front();

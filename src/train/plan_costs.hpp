@@ -16,7 +16,8 @@ namespace splitpipe {
 
 // Collective. `data` is rank 0's (the others get its first batch through `world`). Compute is
 // measured at the micro-batch sizes of `chunk_counts`, each after a warm-up pass, in eval
-// mode so the run's BatchNorm statistics and RNG streams stay untouched.
+// mode so the run's BatchNorm statistics and RNG streams stay untouched. The table is complete
+// on rank 0, which plans; the other ranks' copy holds their own block timings only.
 CostTable measure_costs(const RunConfig& config, const ControlPlane& world, const std::optional<DatasetSplits>& data,
                         const std::vector<int>& chunk_counts, const std::vector<std::string>& codec_specs);
 
