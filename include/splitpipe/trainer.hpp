@@ -30,6 +30,9 @@ class Tracer;  // trace.hpp
 // The model the configuration names, for samples of `sample_shape` and `num_classes` classes.
 ModelSpec model_spec(const RunConfig& config, const std::vector<int64_t>& sample_shape, int64_t num_classes);
 
+// --memory-format as the stages apply it (contiguous | channels-last | auto).
+std::string stage_memory_format(const RunConfig& config);
+
 struct DatasetMeta {
   std::vector<int64_t> sample_shape;
   int64_t num_classes = 0, train_size = 0, test_size = 0;

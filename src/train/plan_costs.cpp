@@ -11,6 +11,7 @@
 #include "splitpipe/link.hpp"
 #include "splitpipe/model.hpp"
 #include "splitpipe/trainer.hpp"
+#include "../pipeline/memory_format.hpp"
 
 namespace splitpipe {
 namespace {
@@ -55,20 +56,25 @@ at::Tensor shared_batch(const ControlPlane& world, const std::optional<DatasetSp
 }
 
 // Forward and backward seconds of each block on `rows` samples, with the previous block's
-// output as input: [2 b] forward, [2 b + 1] backward.
-std::vector<double> time_blocks(std::vector<Block>& blocks, const at::Tensor& batch, int64_t rows) {
+// output as input: [2 b] forward, [2 b + 1] backward. As the run trains them: in training mode
+// (BatchNorm's batch statistics; the blocks are the planner's own copies) and in the stage's
+// memory format (channels-last convolutions run at another speed).
+std::vector<double> time_blocks(std::vector<Block>& blocks, const at::Tensor& batch, int64_t rows,
+                                const std::string& memory_format) {
   std::vector<double> seconds;
   at::Tensor x = batch.narrow(0, 0, rows);
   for (size_t b = 0; b < blocks.size(); ++b) {
     torch::nn::Sequential module = blocks[b].module;
-    const bool was_training = module->is_training();
-    module->eval();
+    module->train();
+    const std::vector<at::Tensor> parameters = module->parameters();
+    const bool channels_last = wants_channels_last(memory_format, /*on_cpu=*/true, parameters);
+    if (channels_last) store_channels_last(parameters);
     const at::Tensor input = x.detach().requires_grad_(b > 0);
     std::vector<double> forward, backward;
     at::Tensor out;
     for (int r = 0; r <= kRepeats; ++r) {  // r == 0 warms up
       auto start = Clock::now();
-      out = module->forward(input);
+      out = module->forward(channels_last ? channels_last_boundary(input) : input);
       const double f = std::chrono::duration<double>(Clock::now() - start).count();
       start = Clock::now();
       out.backward(at::ones_like(out));
@@ -81,7 +87,6 @@ std::vector<double> time_blocks(std::vector<Block>& blocks, const at::Tensor& ba
     seconds.push_back(median(forward));
     seconds.push_back(median(backward));
     module->zero_grad();
-    module->train(was_training);
     x = out.detach();
   }
   return seconds;
@@ -191,7 +196,7 @@ CostTable measure_costs(const RunConfig& config, const ControlPlane& world, cons
   }
   for (int chunks : chunk_counts) {
     const int64_t rows = (batch_rows + chunks - 1) / chunks;
-    const std::vector<double> mine = time_blocks(blocks, batch, rows);
+    const std::vector<double> mine = time_blocks(blocks, batch, rows, stage_memory_format(config));
     const auto all = world.gather(mine);  // rank 0: every rank's; the edge is rank 0, a server rank 1
     const std::vector<double>& server = all.size() > 1 ? all[1] : mine;
     for (size_t b = 0; b < blocks.size(); ++b) {

@@ -15,8 +15,10 @@
 namespace splitpipe {
 
 // Collective. `data` is rank 0's (the others get its first batch through `world`). Compute is
-// measured at the micro-batch sizes of `chunk_counts`, each after a warm-up pass, in eval
-// mode so the run's BatchNorm statistics and RNG streams stay untouched. The table is complete
+// measured at the micro-batch sizes of `chunk_counts`, each after a warm-up pass, on the
+// planner's own copy of the model in training mode and the run's memory format (the caller
+// reseeds before building the run's model: dropout here draws from the global generator).
+// The table is complete
 // on rank 0, which plans; the other ranks' copy holds their own block timings only.
 CostTable measure_costs(const RunConfig& config, const ControlPlane& world, const std::optional<DatasetSplits>& data,
                         const std::vector<int>& chunk_counts, const std::vector<std::string>& codec_specs);

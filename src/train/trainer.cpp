@@ -59,14 +59,14 @@ Dataset subset(const Dataset& full, const at::Tensor& indices) {
                  full.class_names};
 }
 
-// --memory-format as the stages apply it. "auto" leaves a user's TorchScript module contiguous:
-// its code may view() a conv output, which channels-last strides refuse.
+}  // namespace
+
+// "auto" leaves a user's TorchScript module contiguous: its code may view() a conv output,
+// which channels-last strides refuse.
 std::string stage_memory_format(const RunConfig& config) {
   if (config.memory_format == "auto" && config.model.rfind("torchscript:", 0) == 0) return "contiguous";
   return config.memory_format;
 }
-
-}  // namespace
 
 struct Trainer::Impl {
   RunConfig config;
