@@ -11,6 +11,7 @@
 #include "splitpipe/error.hpp"
 #include "splitpipe/interrupt.hpp"
 #include "splitpipe/mpi_world.hpp"
+#include "splitpipe/predict_configs.hpp"
 #include "splitpipe/run.hpp"
 #include "splitpipe/run_schema.hpp"
 #include "splitpipe/step_memory.hpp"
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
       if (!root) return 0;
       return splitpipe::check_configs(command_line.check_configs, command_line.check_ranks, std::cout) > 0 ? 2 : 0;
     }
+    if (!command_line.predict_configs.empty())
+      return splitpipe::predict_configs(command_line.predict_configs, world, std::cout) > 0 ? 2 : 0;
     splitpipe::run(command_line.config, world);
     return 0;
   } catch (const splitpipe::CollectiveError& e) {

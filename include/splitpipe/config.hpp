@@ -24,6 +24,7 @@ struct RunConfig {
   std::string plan_codecs = "none;quant:bits=8;sortquant:bits=6,split=2;quant:bits=4";  // ';'-separated
   double max_rel_error = 0.02;  // the planner's ceiling on a codec's relative error, per direction
   int plan_top = 10;
+  std::string plan_max_memory = "0";  // the planner's ceiling on activations held per rank ("512M"; 0: none)
   uint64_t seed = 1;
   int threads = 1;
   int expect_ranks = 0;  // 0: any world size
@@ -108,8 +109,8 @@ struct RunConfig {
   void set_resolved(const std::string& name, const std::string& value);
   // Whether any option is "auto", for the planner to fill.
   bool planned() const {
-    return edge_first_auto || edge_last_auto || chunks_auto || server_split == "auto" || fwd_codec == "auto" ||
-           bwd_codec == "auto";
+    return edge_first_auto || edge_last_auto || chunks_auto || schedule == "auto" || server_split == "auto" ||
+           fwd_codec == "auto" || bwd_codec == "auto";
   }
 };
 
@@ -119,6 +120,7 @@ struct CommandLine {
   bool print_schema = false;  // --print-schema: print schema_markdown() and exit 0
   std::vector<std::string> check_configs;  // --check-configs: check_configs(these, check_ranks) and exit
   int check_ranks = 1;
+  std::vector<std::string> predict_configs;  // --predict-configs: predict_configs(these) on the MPI world, exit
   std::string help_text;
   RunConfig config;
 };
@@ -139,6 +141,10 @@ std::string splitpipe_version();  // project version + git describe
 std::string libtorch_version();   // the LibTorch compiled against, e.g. "2.15.0"
 // What --version prints: splitpipe, LibTorch, its CUDA backend and the GPUs this process sees.
 std::string version_report();
+
+// A byte count with an optional binary suffix: "512M", "2G", "65536" (bytes). Throws UsageError
+// naming `option`.
+double parse_byte_size(const std::string& text, const std::string& option);
 
 // --plan-codecs as a list: ';'-separated specs, blanks around them ignored, empty ones dropped.
 inline std::vector<std::string> split_plan_codecs(const std::string& text) {

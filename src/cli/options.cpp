@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -191,7 +192,7 @@ class OptionTable {
     for (const auto& e : entries_)
       if (e.name == name) return true;
     return name == "help" || name == "version" || name == "print-schema" || name == "check-configs" ||
-           name == "check-ranks" || name == "config";
+           name == "check-ranks" || name == "predict-configs" || name == "config";
   }
 
  private:
@@ -234,6 +235,10 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
       "check these INI files as runs on --check-ranks ranks (options, data, model, partition, schedule) in this one "
       "process; prints 'ok FILE' or 'error FILE: why' per file, exit 0 if all are ok, else 2 (tools/sweep uses it)")(
       "check-ranks", po::value<int>(), "the ranks each --check-configs file would run on (default 1)")(
+      "predict-configs", po::value<std::vector<std::string>>()->multitoken(),
+      "under mpirun with the files' ranks: measure once per distinct model/data/machine setup (as --plan does) "
+      "and predict the training samples/s of each of these INI files' fixed plans; prints 'predicted FILE SAMPLES_PER_S WIRE_B_PER_SAMPLE "
+      "BUBBLE' or 'error FILE: why' per file, exit 0 if all were predicted, else 2 (tools/sweep --top uses it)")(
       "config", po::value<std::string>(&c.config_file),
       "INI file with options (sections allowed, e.g. [train]); the command line wins");
   t.add("run", "output", &c.output,
@@ -252,6 +257,9 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
         "the planner's ceiling on a codec's relative error ||x - decoded|| / ||x|| at any boundary, activations "
         "and gradients alike (default 0.02: 8-bit methods pass, 4-bit ones do not on MobileNetV2)");
   t.add("run", "plan-top", &c.plan_top, "how many plans --plan prints");
+  t.add("run", "plan-max-memory", &c.plan_max_memory,
+        "the planner's ceiling on the activations one rank holds at once (the micro-batches in flight of its "
+        "stages, e.g. 512M or 2G; K/M/G are powers of 1024); plans above it are dropped (0: no ceiling)");
   t.add("run", "seed", &c.seed, "seed for weights, data order, augmentation and codecs");
   t.add("run", "threads", &c.threads,
         "intra-op threads per rank (with mpirun use --bind-to none or --map-by slot:PE=N); when not given: "
@@ -322,7 +330,7 @@ void declare(OptionTable& t, RunConfig& c, ListTexts& lists) {
   t.add("pipeline", "server-split", &c.server_split,
         "how the middle blocks are split over server ranks: even | params | time | i,j,... (cut points) | auto "
         "(the planner's cut points)");
-  t.add("pipeline", "schedule", &c.schedule, joined(schedule_names(), " | "));
+  t.add("pipeline", "schedule", &c.schedule, joined(schedule_names(), " | ") + " | auto (the planner chooses)");
   t.add_or_auto("pipeline", "chunks", &c.chunks, &c.chunks_auto,
                 "micro-batches per mini-batch (1..256); auto: the planner chooses among 1, 2, 4, 8");
   t.flag("pipeline", "recompute", &c.recompute,
@@ -428,7 +436,7 @@ po::parsed_options parse_ini(const std::string& path, const po::options_descript
     if (eq == std::string::npos) throw UsageError(where + "'" + line + "' is not 'key = value'");
     const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
     if (!table.has(key) || key == "config" || key == "help" || key == "version" || key == "print-schema" ||
-        key == "check-configs" || key == "check-ranks")
+        key == "check-configs" || key == "check-ranks" || key == "predict-configs")
       throw UsageError(where + "unknown option '" + key + "' (see --help for the options)");
     parsed.options.emplace_back(key, std::vector<std::string>{value});
     parsed.options.back().original_tokens = {key, value};
@@ -437,6 +445,34 @@ po::parsed_options parse_ini(const std::string& path, const po::options_descript
 }
 
 }  // namespace
+
+double parse_byte_size(const std::string& text, const std::string& option) {
+  const auto fail = [&] {
+    return UsageError("--" + option + ": '" + text + "' is not a size in bytes (e.g. 65536, 512K, 256M, 2G; K/M/G/T are " +
+                      "powers of 1024; 0: no ceiling)");
+  };
+  size_t used = 0;
+  double number = 0;
+  try {
+    number = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw fail();
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();  // "512MB", "512MiB"
+  if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
+  double scale = 1;
+  if (unit.size() == 1) {
+    const std::string suffixes = "KMGT";
+    const auto at = suffixes.find(static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0]))));
+    if (at == std::string::npos) throw fail();
+    scale = std::pow(1024.0, static_cast<double>(at + 1));
+  } else if (!unit.empty()) {
+    throw fail();
+  }
+  if (!(number >= 0) || !std::isfinite(number)) throw fail();
+  return number * scale;
+}
 
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& option) {
   std::vector<int64_t> values;
@@ -522,6 +558,10 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       return result;
     }
     if (vm.count("check-ranks")) throw UsageError("--check-ranks only goes with --check-configs");
+    if (vm.count("predict-configs")) {
+      result.predict_configs = vm["predict-configs"].as<std::vector<std::string>>();
+      return result;
+    }
     if (vm.count("help")) {
       result.help = true;
       result.help_text =

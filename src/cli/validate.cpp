@@ -49,6 +49,7 @@ void validate(const RunConfig& c) {
   require(c.prefetch >= 0 && c.prefetch <= 64, "prefetch", "must be between 0 and 64");
   require(c.plan_top >= 1, "plan-top", "must be >= 1");
   require(c.max_rel_error > 0, "max-rel-error", "must be > 0");
+  parse_byte_size(c.plan_max_memory, "plan-max-memory");
   for (const auto& spec : split_plan_codecs(c.plan_codecs)) {
     try {
       make_codec(spec);
@@ -89,7 +90,7 @@ void validate(const RunConfig& c) {
   require(c.lr_gamma > 0 && c.lr_gamma <= 1, "lr-gamma", "must be in (0, 1]");
   require(c.edge_first_auto || c.edge_first >= 1, "edge-first", "must be >= 1 (the edge keeps at least its first block)");
   require(c.edge_last_auto || c.edge_last >= 0, "edge-last", "must be >= 0 (0: the last server rank holds the loss)");
-  require_one_of(c.schedule, "schedule", schedule_names());
+  if (c.schedule != "auto") require_one_of(c.schedule, "schedule", schedule_names());
   require(c.chunks_auto || (c.chunks >= 1 && c.chunks <= 256), "chunks",
           "must be between 1 and 256, got " + std::to_string(c.chunks));
   require(c.chunks_auto || c.chunks <= c.batch_size, "chunks",

@@ -65,12 +65,16 @@ void check_one(const std::string& file, int ranks, std::map<std::string, std::sh
   const auto stage_rank = plan.stage_rank();
   const int L = plan.pipeline_length();
   // The builders check what they build (every compute once, dependencies in order, no deadlock).
-  for (const bool forward_only : {false, true}) {
-    if (E > 1 && config.client_mode == "parallel")
-      build_schedule(config.schedule, stage_rank, microbatches, forward_only, L);
-    else
-      build_pipeline_schedule(config.schedule, stage_rank, L, 0, microbatches, forward_only);
-  }
+  // --schedule auto: whichever the planner picks.
+  const std::vector<std::string> schedules =
+      config.schedule == "auto" ? schedule_names() : std::vector<std::string>{config.schedule};
+  for (const auto& schedule : schedules)
+    for (const bool forward_only : {false, true}) {
+      if (E > 1 && config.client_mode == "parallel")
+        build_schedule(schedule, stage_rank, microbatches, forward_only, L);
+      else
+        build_pipeline_schedule(schedule, stage_rank, L, 0, microbatches, forward_only);
+    }
 }
 
 }  // namespace

@@ -419,7 +419,7 @@ PlanSpace plan_space(const RunConfig& config, const std::vector<int>& chunk_coun
   if (!config.edge_first_auto) space.edge_first = {config.edge_first};
   if (!config.edge_last_auto) space.edge_last = {config.edge_last};
   space.chunks = chunk_counts;
-  space.schedules = {config.schedule};
+  if (config.schedule != "auto") space.schedules = {config.schedule};
   if (config.fwd_codec != "auto") space.fwd_codecs = {config.fwd_codec};
   if (config.bwd_codec != "auto") space.bwd_codecs = {config.bwd_codec};
   return space;
@@ -443,6 +443,7 @@ std::vector<PlanPrediction> ranked_plans(const RunConfig& config, const ControlP
   if (world.rank() == 0) {
     PlanConstraints constraints;
     constraints.max_activation_error = constraints.max_gradient_error = config.max_rel_error;
+    constraints.max_rank_bytes = parse_byte_size(config.plan_max_memory, "plan-max-memory");
     try {
       plans = rank_plans(costs, space, constraints);
     } catch (const UsageError& e) {
@@ -472,17 +473,19 @@ void apply_plan(RunConfig& config, const ControlPlane& world, const std::optiona
     const PlanPrediction& best = plans.front();
     std::string cuts;
     for (int cut : best.plan.server_cuts) cuts += (cuts.empty() ? "" : ",") + std::to_string(cut);
-    choice = best.plan.fwd_codec + "\n" + best.plan.bwd_codec + "\n" + (cuts.empty() ? "even" : cuts);
+    choice = best.plan.fwd_codec + "\n" + best.plan.bwd_codec + "\n" + (cuts.empty() ? "even" : cuts) + "\n" +
+             best.plan.schedule;
     numbers = {best.plan.edge_first, best.plan.edge_last, best.plan.chunks,
                static_cast<int64_t>(std::llround(best.samples_per_second * 1000))};
   }
   world.broadcast(choice);
   world.broadcast(numbers);
   std::istringstream lines(choice);
-  std::string fwd, bwd, split;
+  std::string fwd, bwd, split, schedule;
   std::getline(lines, fwd);
   std::getline(lines, bwd);
   std::getline(lines, split);
+  std::getline(lines, schedule);
   std::string chosen;
   const auto take = [&](bool automatic, const char* name, const std::string& value, auto apply) {
     if (!automatic) return;
@@ -493,6 +496,7 @@ void apply_plan(RunConfig& config, const ControlPlane& world, const std::optiona
   take(config.edge_first_auto, "edge-first", std::to_string(numbers[0]), [&] { config.edge_first = static_cast<int>(numbers[0]); });
   take(config.edge_last_auto, "edge-last", std::to_string(numbers[1]), [&] { config.edge_last = static_cast<int>(numbers[1]); });
   take(config.chunks_auto, "chunks", std::to_string(numbers[2]), [&] { config.chunks = static_cast<int>(numbers[2]); });
+  take(config.schedule == "auto", "schedule", schedule, [&] { config.schedule = schedule; });
   take(config.server_split == "auto", "server-split", split, [&] { config.server_split = split; });
   take(config.fwd_codec == "auto", "fwd-codec", fwd, [&] { config.fwd_codec = fwd; });
   take(config.bwd_codec == "auto", "bwd-codec", bwd, [&] { config.bwd_codec = bwd; });

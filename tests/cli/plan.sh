@@ -2,8 +2,9 @@
 # --plan: measures the blocks, codecs and link of this machine, prints the fastest predicted
 # plans and exits 0 without a run file, in one process and on 2 ranks; the printed plans
 # respect --max-rel-error (no 4-bit codec under the default ceiling); an impossible ceiling
-# and an unknown codec are refused with one message (exit 2). Auto options (--edge-first auto
-# ...) are filled by the planner before training, and the run file records the choice.
+# and an unknown codec are refused with one message (exit 2), as is a --plan-max-memory no plan
+# fits in. Auto options (--edge-first, --chunks, --fwd-codec, --schedule auto) are filled by the
+# planner before training, and the run file records the choice.
 #
 # Usage: plan.sh <splitpipe binary> <mpiexec> "<mpirun flags>"
 set -u
@@ -29,6 +30,15 @@ rc=$?
 [[ $rc -eq 2 && $(grep -c '^splitpipe: error:' tight.log) -eq 1 ]] && grep -q 'none of .* candidate plans' tight.log &&
   echo "ok    impossible ceiling refused: $(grep error tight.log | cut -c1-150)" ||
   fail "impossible --max-rel-error: exit $rc, $(cat tight.log)"
+"$binary" "${job[@]}" --plan --plan-max-memory 1K >memory.log 2>&1
+rc=$?
+[[ $rc -eq 2 ]] && grep -q 'memory per rank above 1024 bytes' memory.log &&
+  echo "ok    --plan-max-memory 1K leaves no plan: $(grep error memory.log | cut -c1-150)" ||
+  fail "--plan-max-memory 1K: exit $rc, $(cat memory.log)"
+"$binary" "${job[@]}" --plan --plan-max-memory 12Q >memory2.log 2>&1
+rc=$?
+[[ $rc -eq 2 ]] && grep -q -- "--plan-max-memory: '12Q' is not a size in bytes" memory2.log &&
+  echo "ok    --plan-max-memory 12Q refused" || fail "--plan-max-memory 12Q: exit $rc, $(cat memory2.log)"
 "$binary" "${job[@]}" --plan --plan-codecs 'none;zstd' >bad.log 2>&1
 rc=$?
 [[ $rc -eq 2 ]] && grep -q -- "--plan-codecs: unknown codec 'zstd'" bad.log &&
@@ -36,7 +46,7 @@ rc=$?
 # Auto options: the planner fills them before training; the run file holds its choice, the
 # prediction and the resolved values (no "auto" left), and training follows the choice.
 timeout 300 "$mpiexec" -np 2 "${mpirun_flags[@]}" "$binary" "${job[@]}" --epochs 1 --edge-first auto --chunks auto \
-  --fwd-codec auto >auto.log 2>&1 || fail "auto options failed: $(tail -n 3 auto.log)"
+  --fwd-codec auto --schedule auto >auto.log 2>&1 || fail "auto options failed: $(tail -n 3 auto.log)"
 chosen=$(grep -m1 '^plan: ' auto.log)
 verdict=$(/usr/bin/python3 - <<'PY' 2>&1
 import h5py
@@ -48,7 +58,8 @@ chosen = dict(zip(words[0::2], words[1::2]))
 config = f.attrs["resolved_config"]
 config = config.decode() if isinstance(config, bytes) else config
 resolved = dict(line.split(" = ", 1) for line in config.splitlines() if " = " in line)
-ok = (set(chosen) == {"--edge-first", "--chunks", "--fwd-codec"}
+ok = (set(chosen) == {"--edge-first", "--chunks", "--fwd-codec", "--schedule"}
+      and opts["schedule"] in (b"gpipe", b"1f1b", "gpipe", "1f1b")
       and int(opts["edge-first"]) == int(chosen["--edge-first"]) and int(opts["chunks"]) == int(chosen["--chunks"])
       and all(resolved[name[2:]] == value for name, value in chosen.items())
       and float(f.attrs["predicted_samples_per_second"]) > 0)
