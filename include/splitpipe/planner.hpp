@@ -49,7 +49,8 @@ struct LinkCost {
 struct CostTable {
   std::vector<BlockCost> blocks;
   std::vector<CodecCost> codecs;  // the first is the reference (normally `none`)
-  LinkCost link;                  // between the edge and a server, and between servers
+  LinkCost link;                  // between the edge and a server (--link, else measured)
+  LinkCost server_link;           // between servers (--link shapes edge links only)
   double edge_compute_scale = 1;  // the edge's compute, emulated slower (--edge-compute-scale)
   int64_t batch_size = 64;
   int servers = 1;  // server ranks; ranks = servers + 1

@@ -137,9 +137,10 @@ PlanPrediction predict(const CostTable& costs, const Plan& plan) {
     std::array<double, 2> encode{raw * fwd.encode_seconds_per_byte, raw * bwd.encode_seconds_per_byte};
     std::array<double, 2> decode{raw * fwd.decode_seconds_per_byte, raw * bwd.decode_seconds_per_byte};
     std::array<double, 2> wire{};
+    const LinkCost& link = layout.rank[s] == 0 || layout.rank[s + 1] == 0 ? costs.link : costs.server_link;
     for (int d = 0; d < 2; ++d) {
       const double bytes = raw * (d == 0 ? fwd.wire_ratio : bwd.wire_ratio);
-      wire[d] = costs.link.latency_seconds + (costs.link.bytes_per_second > 0 ? bytes / costs.link.bytes_per_second : 0.0);
+      wire[d] = link.latency_seconds + (link.bytes_per_second > 0 ? bytes / link.bytes_per_second : 0.0);
       wire_bytes += bytes * plan.chunks;
     }
     action_costs.encode.push_back(encode);

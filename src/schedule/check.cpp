@@ -138,7 +138,10 @@ SimulationResult simulate(const Schedule& sc, const ActionCosts& costs) {
   SimulationResult result;
   result.busy.assign(R, 0.0);
   std::map<std::tuple<bool, int, int>, double> arrives_at;
-  std::map<std::pair<int, bool>, double> link_free_at;  // (boundary, gradient)
+  // One queue per sending and receiving rank, as on a real (or --link emulated) network: a
+  // rank's outgoing messages to one peer share its link, whichever boundary they cross (the
+  // edge's activations at the first cut and its gradients at the last go up the same uplink).
+  std::map<std::pair<int, int>, double> link_free_at;  // (sender rank, receiver rank)
   bool progress = true;
   while (progress) {
     progress = false;
@@ -158,7 +161,9 @@ SimulationResult simulate(const Schedule& sc, const ActionCosts& costs) {
             work = cost_at(costs.decode, boundary, gradient);
           } else {
             work = cost_at(costs.encode, boundary, gradient);
-            double& link_free = link_free_at[{boundary, gradient}];
+            const int stage = std::get<1>(message);
+            const int receiver = sc.stage_rank.at(gradient ? stage - 1 : stage + 1);
+            double& link_free = link_free_at[{r, receiver}];
             link_free = std::max(clock[r] + work, link_free) + cost_at(costs.wire, boundary, gradient);
             arrives_at[message] = link_free;
           }

@@ -150,6 +150,21 @@ TEST(Schedule, MeasuredCostsTimeMessagesAsStepsOfTheirOwn) {
   EXPECT_DOUBLE_EQ(simulate(four, ActionCosts{{1, 1}, {2, 2}, {}, {}, {}}).makespan, simulate(four, 1.0, 2.0).makespan);
 }
 
+TEST(Schedule, OneRankPairSharesOneLinkWhateverBoundaryItsMessagesCross) {
+  // U-shape on 2 ranks (stages on ranks 0, 1, 0), 4 micro-batches, free compute, 1 s on the
+  // wire per message. The edge's uplink carries the 4 activations of the first cut and the 4
+  // gradients of the last one: 8 s before the server can send its last gradient back (1 s
+  // more). Queues per boundary would let the two kinds overlap and finish in less.
+  for (const char* kind : {"gpipe", "1f1b"}) {
+    const Schedule u = build_schedule(kind, {0, 1, 0}, 4, false);
+    ActionCosts costs;
+    costs.forward = costs.backward = {0.0, 0.0, 0.0};
+    costs.encode = costs.decode = {{0.0, 0.0}, {0.0, 0.0}};
+    costs.wire = {{1.0, 1.0}, {1.0, 1.0}};
+    EXPECT_GE(simulate(u, costs).makespan, 9.0 - 1e-9) << kind;
+  }
+}
+
 TEST(Schedule, OneFOneBKeepsFewerActivationsAlive) {
   // Peak number of micro-batches forwarded but not yet backwarded on stage 0.
   auto peak_in_flight = [](const Schedule& s) {
