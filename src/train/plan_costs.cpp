@@ -18,6 +18,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kRepeats = 3;
+constexpr int kMaxRepeats = 200;
+constexpr double kMinTimedSeconds = 0.05;
 
 double median(std::vector<double> seconds) {
   std::sort(seconds.begin(), seconds.end());
@@ -72,7 +74,10 @@ std::vector<double> time_blocks(std::vector<Block>& blocks, const at::Tensor& ba
     const at::Tensor input = x.detach().requires_grad_(b > 0);
     std::vector<double> forward, backward;
     at::Tensor out;
-    for (int r = 0; r <= kRepeats; ++r) {  // r == 0 warms up
+    // r == 0 warms up. Blocks of a millisecond or less are noisy: repeat them until they have
+    // run kMinTimedSeconds, so the median of a small model is as steady as a large one's.
+    double timed = 0;
+    for (int r = 0; r <= kRepeats || (timed < kMinTimedSeconds && r <= kMaxRepeats); ++r) {
       auto start = Clock::now();
       out = module->forward(channels_last ? channels_last_boundary(input) : input);
       const double f = std::chrono::duration<double>(Clock::now() - start).count();
@@ -82,6 +87,7 @@ std::vector<double> time_blocks(std::vector<Block>& blocks, const at::Tensor& ba
       if (r > 0) {
         forward.push_back(f);
         backward.push_back(g);
+        timed += f + g;
       }
     }
     seconds.push_back(median(forward));
@@ -209,11 +215,11 @@ CostTable measure_costs(const RunConfig& config, const ControlPlane& world, cons
     const auto [activations, gradients] = boundary_tensors(blocks, batch, labels);
     for (const auto& spec : codec_specs) costs.codecs.push_back(measure_codec(spec, activations, gradients));
   }
+  costs.server_link = measure_link(world);
+  costs.link = costs.server_link;
   if (!config.link.empty()) {
     const LinkSpec link = parse_link_list(config.link, config.edge_ranks).front();
     costs.link = LinkCost{link.bits_per_second / 8, link.latency_seconds};
-  } else {
-    costs.link = measure_link(world);
   }
   return costs;
 }
