@@ -67,8 +67,12 @@ int main(int argc, char** argv) {
       if (!root) return 0;
       return splitpipe::check_configs(command_line.check_configs, command_line.check_ranks, std::cout) > 0 ? 2 : 0;
     }
-    if (!command_line.predict_configs.empty())
+    if (!command_line.predict_configs.empty()) {
+      // Measuring is local work of seconds to minutes per setup, as a run's setup is; a rank
+      // that hangs meanwhile must still end the job (an hour, as run() allows its setup).
+      world.set_timeout(3600);
       return splitpipe::predict_configs(command_line.predict_configs, world, std::cout) > 0 ? 2 : 0;
+    }
     splitpipe::run(command_line.config, world);
     return 0;
   } catch (const splitpipe::CollectiveError& e) {
